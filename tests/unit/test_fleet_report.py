@@ -1,0 +1,55 @@
+"""The fleet report renders every host, placement, runner and unplaced item, as text and Markdown."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible_collections.lpfleet.ai.plugins.filter.fleet_report import fleet_report
+
+GPU_4090 = {"index": 0, "name": "NVIDIA GeForce RTX 4090", "memory_total_mib": 24564}
+PLAN = {
+    "placement": [
+        {"gpu_index": 0, "pipeline": "llm", "model_id": "meta-llama/Meta-Llama-3.1-8B-Instruct", "warm": True,
+         "vram_mib": 7630, "managed": False, "ollama_tag": "llama3.1:8b", "stack": "default"},
+        {"gpu_index": 0, "pipeline": "llm", "model_id": "mistralai/Mistral-7B-Instruct-v0.3", "warm": False,
+         "vram_mib": 7630, "managed": False, "ollama_tag": "mistral:7b", "stack": "default"},
+    ],
+    "unplaced": [{"menu_index": 2, "model_id": "meta-llama/Meta-Llama-3.1-70B-Instruct",
+                  "reason": "host a: llm meta-llama/Meta-Llama-3.1-70B-Instruct needs 38147 MiB"}],
+}
+RECORDS = [
+    {"host": "b", "error": "unreachable"},
+    {"host": "a", "gpus": [GPU_4090], "plan": PLAN, "models_present": ["llama3.1:8b"],
+     "models_loaded": ["llama3.1:8b"],
+     "runners": [{"name": "llm_runner", "url": "http://127.0.0.1:8000", "ok": True, "status": "OK"}]},
+]
+
+
+def test_text_report_has_every_section_and_state():
+    text = fleet_report(RECORDS)
+    assert text.splitlines()[0] == "== Hosts =="
+    assert "RTX 4090 24 GiB" in text
+    assert "FAILED: unreachable" in text
+    assert "pulled, loaded" in text          # llama3.1:8b is present and loaded
+    assert "MISSING" in text                  # mistral:7b was planned but is not in the store
+    assert "1/1 healthy" in text
+    assert "host a: llm meta-llama/Meta-Llama-3.1-70B-Instruct needs 38147 MiB" in text
+    # hosts sorted by name: a before b
+    lines = text.splitlines()
+    assert lines[2].startswith("a ") and lines[3].startswith("b ")
+
+
+def test_markdown_report_is_tables():
+    markdown = fleet_report(RECORDS, format="markdown")
+    assert markdown.startswith("# lpfleet fleet report\n")
+    assert "| HOST | GPUS | PLACED | UNPLACED | MODELS PRESENT | LOADED | RUNNERS |" in markdown
+    assert "- a: host a: llm" in markdown
+
+
+@pytest.mark.parametrize("bad", [None, "text", [{"no_host": 1}], [1]])
+def test_bad_records_are_refused(bad):
+    with pytest.raises(AnsibleFilterError, match="list of host records"):
+        fleet_report(bad)
+
+
+def test_unknown_format_is_refused():
+    with pytest.raises(AnsibleFilterError, match="format must be"):
+        fleet_report(RECORDS, format="html")
