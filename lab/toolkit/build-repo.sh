@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# Build the lpfleet-lab NVIDIA Container Toolkit stand-in packages and a signed apt
+# repository laid out like NVIDIA's (https://nvidia.github.io/libnvidia-container):
+#
+#   OUTDIR/libnvidia-container/gpgkey                              ASCII-armoured signing key
+#   OUTDIR/libnvidia-container/stable/deb/nvidia-container-toolkit.list
+#   OUTDIR/libnvidia-container/stable/deb/amd64/                   flat repository:
+#       *.deb, Packages, Packages.gz, Release, InRelease, Release.gpg
+#
+# Packages, each in every version of LPFLEET_LAB_TOOLKIT_VERSIONS (default "1.17.7-1 1.17.8-1"):
+#   nvidia-container-toolkit, nvidia-container-toolkit-base, libnvidia-container-tools,
+#   libnvidia-container1.
+#
+# Environment:
+#   LPFLEET_LAB_REPO_GNUPGHOME  keep the signing key in this directory (created, reused across
+#                               builds); unset: a throwaway key per build
+#   LPFLEET_LAB_REPO_BASE_URL   base URL written into the .list file
+#                               (default http://nvidia-repo/libnvidia-container)
+#   SOURCE_DATE_EPOCH           timestamp for package files and the Release date
+#
+# Re-running replaces OUTDIR/libnvidia-container only, and only once the new tree is complete.
+# Needs dpkg-deb and dpkg-scanpackages (Debian package dpkg-dev) and gpg (gnupg).
+set -euo pipefail
+umask 022
+
+if [ "$#" -ne 1 ] || [ -z "$1" ]; then
+  echo "usage: $0 OUTDIR" >&2
+  exit 2
+fi
+
+here="$(cd "$(dirname "$0")" && pwd)"
+outdir="$1"
+versions="${LPFLEET_LAB_TOOLKIT_VERSIONS:-1.17.7-1 1.17.8-1}"
+base_url="${LPFLEET_LAB_REPO_BASE_URL:-http://nvidia-repo/libnvidia-container}"
+export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1748563200}"
+arch="amd64"
+key_email="nvidia-repo@lpfleet-lab.invalid"
+maintainer="lpfleet lab <${key_email}>"
+
+missing=""
+for tool in dpkg-deb dpkg-scanpackages gpg gpgconf gzip md5sum sha1sum sha256sum sha512sum; do
+  command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+if [ -n "$missing" ]; then
+  echo "$0: missing tools:$missing; install them with: apt-get install dpkg-dev gnupg" >&2
+  exit 1
+fi
+
+mkdir -p "$outdir"
+outdir="$(cd "$outdir" && pwd)"
+workdir="$(mktemp -d)"
+stage="$(mktemp -d "$outdir/.libnvidia-container.XXXXXX")"
+gnupghome=""
+
+cleanup() {
+  if [ -n "$gnupghome" ]; then
+    GNUPGHOME="$gnupghome" gpgconf --kill all >/dev/null 2>&1 || true
+    if [ -z "${LPFLEET_LAB_REPO_GNUPGHOME:-}" ]; then rm -rf "$gnupghome"; fi
+  fi
+  rm -rf "$workdir" "$stage"
+}
+trap cleanup EXIT
+
+# Copies a source file into a package tree; Python sources get a shebang and the
+# package's upstream version.
+put_file() { # SOURCE DESTINATION MODE UPSTREAM_VERSION
+  local source="$1" destination="$2" mode="$3" upstream="$4"
+  install -d -m 0755 "$(dirname "$destination")"
+  case "$source" in
+    *.py) { echo '#!/usr/bin/python3'; cat "$source"; } >"$destination" ;;
+    *) cat "$source" >"$destination" ;;
+  esac
+  if grep -q '^TOOLKIT_VERSION' "$destination"; then
+    sed -i -E "s/^(TOOLKIT_VERSION ?= ?\")[^\"]*\"/\\1${upstream}\"/" "$destination"
+    grep '^TOOLKIT_VERSION' "$destination" | grep -Fq "\"${upstream}\"" || {
+      echo "$0: could not set TOOLKIT_VERSION=${upstream} in $destination" >&2
+      exit 1
+    }
+  fi
+  chmod "$mode" "$destination"
+}
+
+put_readme() { # PACKAGE_ROOT PACKAGE
+  local doc="$1/usr/share/doc/$2"
+  install -d -m 0755 "$doc"
+  cat >"$doc/README.lpfleet-lab" <<EOF
+$2 is an lpfleet-lab stand-in for NVIDIA's package of the same name.
+It exists so that provisioning can be tested on hosts without a GPU; it is
+built by lab/toolkit/build-repo.sh in the lpfleet repository.
+EOF
+  chmod 0644 "$doc/README.lpfleet-lab"
+}
+
+# Builds one .deb into the stage. The files are given as SOURCE:DESTINATION:MODE triples.
+build_package() { # PACKAGE VERSION DEPENDS DESCRIPTION FILE...
+  local package="$1" version="$2" depends="$3" description="$4"
+  shift 4
+  local upstream="${version%-*}"
+  local root="$workdir/$package-$version"
+  install -d -m 0755 "$root"
+  local spec source destination mode
+  for spec in "$@"; do
+    IFS=: read -r source destination mode <<<"$spec"
+    put_file "$here/src/$source" "$root$destination" "$mode" "$upstream"
+  done
+  put_readme "$root" "$package"
+  local size
+  size="$(du -sk --apparent-size "$root" | cut -f1)"
+  install -d -m 0755 "$root/DEBIAN"
+  {
+    echo "Package: $package"
+    echo "Version: $version"
+    echo "Architecture: $arch"
+    echo "Maintainer: $maintainer"
+    echo "Installed-Size: $size"
+    if [ -n "$depends" ]; then echo "Depends: $depends"; fi
+    echo "Section: utils"
+    echo "Priority: optional"
+    echo "Homepage: https://github.com/NVIDIA/nvidia-container-toolkit"
+    echo "Description: $description (lpfleet-lab stand-in)"
+    echo " Stand-in for NVIDIA's $package, for lpfleet's lab hosts without a GPU."
+  } >"$root/DEBIAN/control"
+  find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  dpkg-deb --root-owner-group -Zxz --build "$root" "$repo/${package}_${version}_${arch}.deb" >/dev/null
+}
+
+build_all_packages() {
+  local version
+  for version in $versions; do
+    build_package libnvidia-container1 "$version" "" \
+      "NVIDIA container runtime library"
+    build_package libnvidia-container-tools "$version" "libnvidia-container1 (>= $version), python3" \
+      "NVIDIA container runtime library (command-line tools)" \
+      "nvidia_container_cli.py:/usr/bin/nvidia-container-cli:0755"
+    build_package nvidia-container-toolkit-base "$version" "python3" \
+      "NVIDIA Container Toolkit Base" \
+      "nvidia_ctk.py:/usr/bin/nvidia-ctk:0755" \
+      "nvidia_container_runtime.py:/usr/bin/nvidia-container-runtime:0755"
+    build_package nvidia-container-toolkit "$version" \
+      "libnvidia-container-tools (>= $version), libnvidia-container-tools (<< 2.0.0), nvidia-container-toolkit-base (= $version)" \
+      "NVIDIA Container Toolkit" \
+      "nvidia-container-runtime-hook:/usr/bin/nvidia-container-runtime-hook:0755"
+  done
+}
+
+write_release() {
+  local algorithm tool file
+  {
+    echo "Origin: lpfleet-lab"
+    echo "Label: libnvidia-container (lpfleet-lab stand-in)"
+    echo "Architectures: $arch"
+    echo "Date: $(LC_ALL=C date -u -d "@$SOURCE_DATE_EPOCH" '+%a, %d %b %Y %H:%M:%S UTC')"
+    for algorithm in MD5Sum:md5sum SHA1:sha1sum SHA256:sha256sum SHA512:sha512sum; do
+      tool="${algorithm#*:}"
+      echo "${algorithm%%:*}:"
+      for file in Packages Packages.gz; do
+        printf ' %s %8d %s\n' "$("$tool" "$file" | cut -d' ' -f1)" "$(stat -c %s "$file")" "$file"
+      done
+    done
+  } >Release
+}
+
+setup_signing_key() {
+  if [ -n "${LPFLEET_LAB_REPO_GNUPGHOME:-}" ]; then
+    gnupghome="$LPFLEET_LAB_REPO_GNUPGHOME"
+    mkdir -p "$gnupghome"
+  else
+    gnupghome="$(mktemp -d)"
+  fi
+  chmod 0700 "$gnupghome"
+  export GNUPGHOME="$gnupghome"
+  if ! gpg --batch --list-secret-keys "$key_email" >/dev/null 2>&1; then
+    gpg --batch --quiet --gen-key <<EOF
+%no-protection
+Key-Type: eddsa
+Key-Curve: ed25519
+Key-Usage: sign
+Name-Real: lpfleet-lab NVIDIA container toolkit repository (stand-in)
+Name-Email: $key_email
+Expire-Date: 0
+%commit
+EOF
+  fi
+}
+
+sign_release() {
+  gpg --batch --yes --quiet --local-user "$key_email" --digest-algo SHA512 --clearsign -o InRelease Release
+  gpg --batch --yes --quiet --local-user "$key_email" --digest-algo SHA512 --armor --detach-sign -o Release.gpg Release
+}
+
+repo="$stage/stable/deb/$arch"
+install -d -m 0755 "$repo"
+build_all_packages
+setup_signing_key
+
+(
+  cd "$repo"
+  dpkg-scanpackages --multiversion . /dev/null >Packages 2>/dev/null
+  gzip -9 -n -c Packages >Packages.gz
+  write_release
+  sign_release
+  gpg --batch --armor --export "$key_email" >"$stage/gpgkey"
+)
+echo "deb ${base_url}/stable/deb/\$(ARCH) /" >"$stage/stable/deb/nvidia-container-toolkit.list"
+find "$stage" -type d -exec chmod 0755 {} +
+find "$stage" -type f -exec chmod 0644 {} +
+
+rm -rf "$outdir/libnvidia-container.old"
+if [ -e "$outdir/libnvidia-container" ]; then mv "$outdir/libnvidia-container" "$outdir/libnvidia-container.old"; fi
+mv "$stage" "$outdir/libnvidia-container"
+rm -rf "$outdir/libnvidia-container.old"
+echo "built $(grep -c '^Package:' "$outdir/libnvidia-container/stable/deb/$arch/Packages") packages ($versions) in $outdir/libnvidia-container"
