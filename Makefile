@@ -8,8 +8,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
 
-.PHONY: help venv collections lint unit check sanity docker lab-tests molecule-default molecule-fleet \
-        test demo collection clean
+.PHONY: help venv lint unit lab-unit check sanity docker test demo collection clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -56,6 +55,9 @@ test: venv ## everything: lint, unit, sanity, collection build, lab and molecule
 	@$(MAKE) --no-print-directory lint unit lab-unit sanity collection
 	@$(MAKE) --no-print-directory docker
 	@$(MAKE) --no-print-directory lab-tests molecule-default molecule-fleet
+
+demo: venv docker ## bring up the lab, provision it end to end with site.yml, show the result
+	@scripts/demo
 
 clean: ## remove build outputs and caches (not the lab: see make lab-clean)
 	rm -rf build .cache/facts .pytest_cache .ruff_cache
