@@ -21,7 +21,8 @@ def http(host, method, url, body=None, token="", timeout=60):
     script = (
         "import json, sys, urllib.request, urllib.error\n"
         "req = urllib.request.Request(sys.argv[2], method=sys.argv[1], data=sys.argv[3].encode() or None,"
-        " headers={'Content-Type': 'application/json', **({'Authorization': 'Bearer ' + sys.argv[4]} if sys.argv[4] else {})})\n"
+        " headers={'Content-Type': 'application/json'})\n"
+        "if sys.argv[4]:\n    req.add_header('Authorization', 'Bearer ' + sys.argv[4])\n"
         "try:\n    r = urllib.request.urlopen(req, timeout=%d)\n"
         "except urllib.error.HTTPError as e:\n    r = e\n"
         "print(json.dumps([r.status, r.headers.get('Content-Type'), r.read().decode()]))\n" % timeout
