@@ -2,6 +2,7 @@
 
 import pytest
 from ansible.errors import AnsibleFilterError
+
 from ansible_collections.lpfleet.ai.plugins.filter.fleet_report import fleet_report
 
 GPU_4090 = {"index": 0, "name": "NVIDIA GeForce RTX 4090", "memory_total_mib": 24564}

@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+# Copyright: lpfleet developers
+# MIT License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: plan_ai_models
+author:
+  - lpfleet developers (!UNKNOWN)
+version_added: "0.1.0"
+short_description: Place a host's model menu on its GPUs and write its aiModels.json entries
+description:
+  - Combines the host's GPUs (C(lpfleet_gpus) from M(lpfleet.ai.gpu_facts)), the operator's model menu
+    (C(lpfleet_model_menu)) and lpfleet's model catalog (C(catalog/models.yml), extended by O(catalog_overrides))
+    into a placement, the host's C(aiModels.json) entries and the Ollama + runner stacks to deploy.
+  - Warm items are placed first, in menu order, then cold ones. A GPU gets at most one warm managed model (an entry
+    without C(url), which go-livepeer runs in its own container, one per GPU). Resident VRAM (warm items) plus
+    O(headroom_mib) must fit the GPU. Best fit wins, ties to the lower index.
+  - A cold managed model is started by go-livepeer on whichever GPU has no container when a request comes, so it
+    must fit on every GPU without a warm managed model; with none, it is not placed.
+  - C(llm) items are served by lpfleet's Ollama stack; their entries get C(url) = the runner of the stack that
+    serves their GPU. Items with their own C(url) pass through unplaced on any GPU.
+  - Every menu item that cannot be placed is listed under C(unplaced) with a reason naming the host, the model,
+    the VRAM it needs and the VRAM each GPU has.
+  - Bad menu input (unknown pipeline, an Ollama tag as C(model_id), a string price, a model the catalog lacks
+    without C(vram_mib), ...) fails the task with every problem at once, each naming the host,
+    C(lpfleet_model_menu[i]), the field and the fix. Entries that go-livepeer would reject or that draw one of
+    lpfleet's warnings are refused, so every entry the planner emits passes M(lpfleet.ai.ai_models) cleanly.
+  - The same input always gives the same output, byte for byte.
+positional: _input, menu
+options:
+  _input:
+    description: The host's GPUs, C(lpfleet_gpus) (each needs C(index), C(memory_total_mib) and C(name)).
+    type: list
+    elements: dict
+    required: true
+  menu:
+    description:
+      - The model menu, C(lpfleet_model_menu). Each item holds C(aiModels.json) keys (C(pipeline), C(model_id),
+        C(warm), C(price_per_unit), C(currency), C(pixels_per_unit), C(capacity), C(token), C(gateway),
+        C(optimization_flags), C(url)) plus lpfleet's own C(vram_mib) (overrides the catalog), C(ollama_tag) and
+        C(download_mb) (for C(llm) models the catalog lacks). Order is priority.
+    type: list
+    elements: dict
+    required: true
+  host:
+    description: The host's name, used in messages (C(inventory_hostname)).
+    type: str
+    default: ""
+  catalog_overrides:
+    description: Catalog items that extend or replace the built-in ones, matched by C(model_id)
+      (C(lpfleet_model_catalog_overrides)); keys C(model_id), C(pipeline), C(vram_gb) or C(vram_mib),
+      C(vram_source), C(ollama_tag), C(download_mb), C(download_source), C(pricing_unit), C(notes).
+    type: list
+    elements: dict
+  headroom_mib:
+    description: VRAM kept free on each GPU on top of the resident models, for inference peaks.
+    type: int
+    default: 512
+  layout:
+    description: C(shared) deploys one Ollama + runner pair using all GPUs; C(per_gpu) one pair per GPU that
+      serves an C(llm) model, with names and ports suffixed by the GPU index.
+    type: str
+    default: shared
+    choices: [shared, per_gpu]
+  runner_address:
+    description: How go-livepeer reaches the runner. C(container) uses the runner's container name on the shared
+      Docker network; C(loopback) uses C(http://127.0.0.1:<port>) for go-livepeer on host networking.
+    type: str
+    default: container
+    choices: [container, loopback]
+  runner_name:
+    description: The runner's container name (C(per_gpu) adds C(_gpu<index>)).
+    type: str
+    default: llm_runner
+  runner_port:
+    description: The runner's port (C(per_gpu) publishes C(runner_port + index) on the host).
+    type: int
+    default: 8000
+  ollama_name:
+    description: The Ollama container name (C(per_gpu) adds C(_gpu<index>)).
+    type: str
+    default: ollama
+  ollama_port:
+    description: Ollama's port (C(per_gpu) publishes C(ollama_port + index) on the host).
+    type: int
+    default: 11434
+"""
+
+EXAMPLES = r"""
+- name: Plan this host's models
+  ansible.builtin.set_fact:
+    lpfleet_plan: >-
+      {{ lpfleet_gpus | lpfleet.ai.plan_ai_models(lpfleet_model_menu,
+           host=inventory_hostname, catalog_overrides=lpfleet_model_catalog_overrides,
+           headroom_mib=512, layout='shared', runner_address='container') }}
+
+- name: Show what could not be placed
+  ansible.builtin.debug:
+    msg: "{{ lpfleet_plan.unplaced | map(attribute='reason') | list }}"
+"""
+
+RETURN = r"""
+_value:
+  description:
+    - The plan. Keys C(host), C(layout), C(gpus) (per GPU C(index), C(name), C(memory_total_mib), C(planned_mib),
+      C(free_after_mib), C(warm_managed)), C(placement) (placed items in menu order, with C(menu_index), C(pipeline),
+      C(model_id), C(gpu_index), C(warm), C(vram_mib), C(managed), C(ollama_tag), C(stack)), C(ai_models) (the
+      C(aiModels.json) entries, menu order), C(nvidia_devices) (the C(-nvidia) value that makes go-livepeer put
+      each warm managed model on its planned GPU), C(stacks) (C(name), C(ollama_container), C(runner_container),
+      C(ollama_port), C(runner_port), C(gpu_indices), C(ollama_url), C(runner_url), C(models)), C(ollama_tags),
+      C(download_mb) and C(unplaced) (C(menu_index), C(pipeline), C(model_id), C(reason)).
+    - See docs/internals.md in the collection for the full shape.
+  type: dict
+"""
+
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.lpfleet.ai.plugins.plugin_utils.planner import PlanError, PlanOptions, plan
+
+
+def plan_ai_models(
+    gpus: Any,
+    menu: Any,
+    host: str = "",
+    catalog_overrides: Any = None,
+    headroom_mib: int = 512,
+    layout: str = "shared",
+    runner_address: str = "container",
+    runner_name: str = "llm_runner",
+    runner_port: int = 8000,
+    ollama_name: str = "ollama",
+    ollama_port: int = 11434,
+) -> dict[str, Any]:
+    """The filter: see DOCUMENTATION."""
+    options = PlanOptions(
+        host=host,
+        headroom_mib=headroom_mib,
+        layout=layout,
+        runner_address=runner_address,
+        runner_name=runner_name,
+        runner_port=runner_port,
+        ollama_name=ollama_name,
+        ollama_port=ollama_port,
+    )
+    try:
+        return plan(gpus, menu, catalog_overrides, options)
+    except PlanError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+class FilterModule:
+    """lpfleet's placement planner."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"plan_ai_models": plan_ai_models}

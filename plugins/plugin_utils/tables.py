@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+# Copyright: lpfleet developers
+# MIT License (see galaxy.yml)
+"""Fixed-width text tables of GPU facts and plans, for operators reading a play's output."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+GPU_COLUMNS = (
+    ("IDX", "index"),
+    ("NAME", "name"),
+    ("TOTAL MiB", "memory_total_mib"),
+    ("FREE MiB", "memory_free_mib"),
+    ("DRIVER", "driver_version"),
+    ("CUDA", "cuda_version"),
+    ("CC", "compute_capability"),
+    ("UUID", "uuid"),
+)
+_RIGHT_ALIGNED = ("TOTAL MiB", "FREE MiB", "VRAM MiB")
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: str = "") -> list[str]:
+    """Rows as fixed-width lines under their headers; numbers right-aligned, text left-aligned."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max([len(header)] + [len(row[i]) for row in cells]) for i, header in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [value.rjust(widths[i]) if headers[i] in _RIGHT_ALIGNED else value.ljust(widths[i])
+                 for i, value in enumerate(values)]
+        return (indent + "  ".join(parts)).rstrip()
+
+    return [line(list(headers))] + [line(row) for row in cells]
+
+
+def gpu_table(gpus: Any) -> str:
+    """lpfleet_gpus as a table, one GPU a line."""
+    if not gpus:
+        return "no NVIDIA GPU found"
+    if not isinstance(gpus, list) or not all(isinstance(gpu, Mapping) for gpu in gpus):
+        raise TypeError("gpu_table expects lpfleet_gpus, a list of mappings (from lpfleet.ai.gpu_facts)")
+    rows = [[gpu.get(key) for _header, key in GPU_COLUMNS] for gpu in gpus]
+    return "\n".join(format_table([header for header, _key in GPU_COLUMNS], rows))
+
+
+def plan_table(plan: Any) -> str:
+    """A plan from plan_ai_models: per GPU what is placed (warm/cold, VRAM), then what is not and why."""
+    if not isinstance(plan, Mapping) or "placement" not in plan or "gpus" not in plan:
+        raise TypeError("plan_table expects the result of lpfleet.ai.plan_ai_models")
+    lines = ["host %s, layout %s" % (plan.get("host") or "-", plan.get("layout") or "-")]
+    headers = ("", "PIPELINE", "MODEL", "VRAM MiB", "SERVED BY")
+    for gpu in plan["gpus"]:
+        lines.append("GPU%s %s: %s of %s MiB resident when warm, %s MiB free" % (
+            gpu["index"], gpu["name"], gpu["planned_mib"], gpu["memory_total_mib"], gpu["free_after_mib"]))
+        rows = [_placement_row(p) for p in plan["placement"] if p["gpu_index"] == gpu["index"]]
+        lines.extend(format_table(headers, rows, indent="  ") if rows else ["  (nothing placed)"])
+    external = [_placement_row(p) for p in plan["placement"] if p["gpu_index"] is None]
+    if external:
+        lines.append("external containers (url given in the menu):")
+        lines.extend(format_table(headers, external, indent="  "))
+    if plan.get("unplaced"):
+        lines.append("not placed:")
+        lines.extend("  [%s] %s" % (u["menu_index"], u["reason"]) for u in plan["unplaced"])
+    return "\n".join(lines)
+
+
+def _placement_row(placement: Mapping[str, Any]) -> list[Any]:
+    if placement.get("stack"):
+        served_by = "ollama %s (stack %s)" % (placement.get("ollama_tag"), placement["stack"])
+    elif placement.get("managed"):
+        served_by = "go-livepeer container"
+    else:
+        served_by = "external url"
+    return ["warm" if placement["warm"] else "cold", placement["pipeline"], placement["model_id"],
+            placement.get("vram_mib"), served_by]

@@ -1,0 +1,241 @@
+"""The lpfleet.ai.ai_models module: write, validate only, check mode, diff, backup, modes, tokens."""
+
+import json
+import os
+import stat
+
+import pytest
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.lpfleet.ai.plugins.modules import ai_models
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+TOKEN = "runner-token-b7c1e"
+
+T2I = {"pipeline": "text-to-image", "model_id": "SG161222/RealVisXL_V4.0_Lightning", "price_per_unit": 4768371,
+       "warm": True, "optimization_flags": {"SFAST": True}}
+LLM = {"pipeline": "llm", "model_id": "meta-llama/Meta-Llama-3.1-8B-Instruct", "warm": True, "price_per_unit": 0.18,
+       "currency": "USD", "pixels_per_unit": 1000000, "url": "http://llm_runner:8000"}
+
+
+@pytest.fixture
+def logged(monkeypatch):
+    """What the module sends to syslog/journal (the invocation line included)."""
+    messages = []
+    monkeypatch.setattr(AnsibleModule, "log", lambda self, msg, log_args=None: messages.append(msg))
+    return messages
+
+
+@pytest.fixture
+def run(capsys, logged):
+    def run_module(**args):
+        with patch_module_args(args), pytest.raises(SystemExit) as exited:
+            ai_models.main()
+        output = capsys.readouterr().out
+        result = json.loads(output)
+        result["_raw"] = output
+        result["_rc"] = exited.value.code
+        return result
+
+    return run_module
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def fixture_text(name):
+    with open(os.path.join(FIXTURES, name), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def test_writes_canonical_json_with_mode_0644(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    result = run(path=str(path), entries=[T2I, LLM])
+    assert result["_rc"] == 0 and result["changed"] is True
+    text = path.read_text()
+    assert json.loads(text) == [T2I, LLM]
+    assert text.endswith("]\n") and '\n  {\n    "pipeline": "text-to-image",' in text
+    assert mode_of(path) == 0o644
+    assert result["backup_file"] is None and result["errors"] == [] and result["advice"] == []
+
+
+def test_second_run_is_unchanged_and_writes_nothing(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[T2I, LLM])
+    before = os.stat(path)
+    result = run(path=str(path), entries=[T2I, LLM])
+    assert result["changed"] is False
+    assert os.stat(path).st_ino == before.st_ino and os.stat(path).st_mtime_ns == before.st_mtime_ns
+    assert list(tmp_path.iterdir()) == [path]  # no backup, no temporary file left
+
+
+def test_same_entries_in_other_formatting_are_unchanged(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    path.write_text(json.dumps([LLM], separators=(",", ":")))
+    os.chmod(path, 0o644)
+    result = run(path=str(path), entries=[LLM])
+    assert result["changed"] is False
+    assert path.read_text() == json.dumps([LLM], separators=(",", ":"))
+
+
+def test_changed_entries_replace_the_file_and_keep_a_backup(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[T2I])
+    old_text = path.read_text()
+    result = run(path=str(path), entries=[T2I, LLM])
+    assert result["changed"] is True
+    assert json.loads(path.read_text()) == [T2I, LLM]
+    assert result["backup_file"] and open(result["backup_file"], encoding="utf-8").read() == old_text
+
+
+def test_no_backup_when_asked(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[T2I])
+    result = run(path=str(path), entries=[LLM], backup=False)
+    assert result["backup_file"] is None and len(list(tmp_path.iterdir())) == 1
+
+
+def test_check_mode_reports_the_change_and_writes_nothing(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    result = run(path=str(path), entries=[T2I], _ansible_check_mode=True)
+    assert result["changed"] is True and not path.exists()
+    run(path=str(path), entries=[T2I])
+    old = path.read_text()
+    result = run(path=str(path), entries=[LLM], _ansible_check_mode=True)
+    assert result["changed"] is True and path.read_text() == old
+    assert run(path=str(path), entries=[T2I], _ansible_check_mode=True)["changed"] is False
+
+
+def test_diff_shows_before_and_after(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[T2I])
+    old = path.read_text()
+    result = run(path=str(path), entries=[T2I, LLM], _ansible_diff=True, _ansible_check_mode=True)
+    assert result["diff"]["before"] == old
+    assert json.loads(result["diff"]["after"]) == [T2I, LLM]
+    unchanged = run(path=str(path), entries=[T2I], _ansible_diff=True)
+    assert unchanged["diff"]["before"] == unchanged["diff"]["after"] == old
+
+
+def test_token_makes_the_file_0600_and_never_shows(run, tmp_path, logged):
+    path = tmp_path / "aiModels.json"
+    with_token = dict(LLM, token=TOKEN)
+    result = run(path=str(path), entries=[with_token], _ansible_diff=True)
+    assert mode_of(path) == 0o600
+    assert json.loads(path.read_text())[0]["token"] == TOKEN
+    assert TOKEN not in result["_raw"]
+    assert result["entries"][0]["token"] != TOKEN
+    assert logged and not any(TOKEN in message for message in logged)
+
+
+def test_token_removed_makes_the_file_0644_and_the_old_token_stays_hidden(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[dict(LLM, token=TOKEN)])
+    result = run(path=str(path), entries=[LLM], _ansible_diff=True)
+    assert mode_of(path) == 0o644
+    assert TOKEN not in result["_raw"]  # the diff's "before" had it
+
+
+def test_explicit_mode_wins_and_a_mode_change_alone_is_a_change(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[T2I])
+    result = run(path=str(path), entries=[T2I], mode="0640")
+    assert result["changed"] is True and mode_of(path) == 0o640
+
+
+def test_errors_fail_listing_all_and_leave_the_file_alone(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[T2I])
+    before = path.read_bytes()
+    bad = [dict(LLM, pipeline="LLM", price_per_unit="0.5e-3USD"), dict(T2I, model_id="llama3.1:8b")]
+    result = run(path=str(path), entries=bad)
+    assert result["_rc"] == 1 and result["failed"] is True
+    assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
+    assert [(e["index"], e["field"]) for e in result["errors"]] == [
+        (0, "price_per_unit"), (0, "pipeline"), (1, "model_id")]
+    lines = result["msg"].splitlines()
+    assert "3 error(s)" in lines[0] and "nothing was written" in lines[0]
+    assert lines[1].startswith('entry [0].price_per_unit = "0.5e-3USD"') and '"currency": "USD"' in lines[1]
+    assert len(lines) == 4
+
+
+def test_warm_slots_checked_with_gpu_count(run, tmp_path):
+    whisper = {"pipeline": "audio-to-text", "model_id": "openai/whisper-large-v3", "price_per_unit": 12882811,
+               "warm": True}
+    path = tmp_path / "aiModels.json"
+    result = run(path=str(path), entries=[T2I, whisper], gpu_count=1)
+    assert result["_rc"] == 1 and [e["field"] for e in result["errors"]] == ["warm"] and not path.exists()
+    assert run(path=str(path), entries=[T2I, whisper], gpu_count=1, containers_per_gpu=2)["_rc"] == 0
+
+
+def test_warnings_are_returned_and_shown_and_do_not_fail(run, tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(AnsibleModule, "warn", lambda self, warning: shown.append(warning))
+    path = tmp_path / "aiModels.json"
+    result = run(path=str(path), entries=[dict(T2I, currency="EUR")])
+    assert result["_rc"] == 0 and path.exists()
+    assert [w["field"] for w in result["advice"]] == ["currency"]
+    assert shown == ['aiModels.json entry [0].currency = "EUR": ' + result["advice"][0]["message"] + " Fix: "
+                     + result["advice"][0]["fix"]]
+
+
+def test_missing_directory_fails_clearly(run, tmp_path):
+    result = run(path=str(tmp_path / "absent" / "aiModels.json"), entries=[T2I])
+    assert result["_rc"] == 1 and "does not exist" in result["msg"]
+
+
+def test_a_replaced_file_keeps_its_owner(run, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[T2I])
+    os.chown(path, 4321, 4321)
+    run(path=str(path), entries=[LLM])
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (4321, 4321)
+
+
+# --- validate only --------------------------------------------------------------------------
+
+
+def test_validate_only_accepts_the_docs_example_file(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    path.write_text(fixture_text("aimodels_docs_multi_pipeline.json"))
+    before = path.read_bytes()
+    result = run(path=str(path), gpu_count=2)
+    assert result["_rc"] == 0 and result["changed"] is False and result["errors"] == []
+    assert len(result["entries"]) == 4 and path.read_bytes() == before
+
+
+def test_validate_only_reports_every_error_in_a_broken_file(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    path.write_text(fixture_text("aimodels_broken.json"))
+    before = path.read_bytes()
+    result = run(path=str(path))
+    assert result["_rc"] == 1 and path.read_bytes() == before
+    fields = {(e["index"], e["field"]) for e in result["errors"]}
+    assert {(0, "pipeline"), (0, "price_per_unit"), (1, "model_id"), (1, "warm"), (2, "optimization_flags"),
+            (3, "pipeline")} <= fields
+    assert "go-livepeer would not start" in result["msg"]
+
+
+def test_validate_only_reports_a_trailing_comma_with_its_position(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    path.write_text(fixture_text("aimodels_trailing_comma.json"))
+    result = run(path=str(path))
+    assert result["_rc"] == 1 and "trailing comma before ']' at line 9 column 1" in result["msg"]
+
+
+def test_validate_only_warns_about_a_readable_token_and_hides_it(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    path.write_text(json.dumps([dict(LLM, token=TOKEN)]))
+    os.chmod(path, 0o644)
+    result = run(path=str(path))
+    assert result["_rc"] == 0 and [w["field"] for w in result["advice"]] == ["mode"]
+    assert TOKEN not in result["_raw"]
+
+
+def test_validate_only_fails_on_a_missing_file(run, tmp_path):
+    result = run(path=str(tmp_path / "aiModels.json"))
+    assert result["_rc"] == 1 and "does not exist" in result["msg"] and "inline" in result["msg"]

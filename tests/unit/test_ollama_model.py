@@ -1,0 +1,313 @@
+"""lpfleet.ai.ollama_model against the Ollama-like fixture server (the module run in this process)."""
+
+import json
+import socket
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from http_servers import OllamaServer, go_time, run_module
+
+from ansible_collections.lpfleet.ai.plugins.modules import ollama_model
+
+TAG = "llama3.1:8b"
+TOTAL = sum(size for _, size in OllamaServer.LAYERS)
+FAST = {"retry_delay": 0.01, "stall_timeout": 0.3}
+
+
+@pytest.fixture
+def ollama():
+    with OllamaServer() as server:
+        yield server
+
+
+def run(server, **args):
+    return run_module(ollama_model.main, dict({"name": TAG, "url": server.url}, **args))
+
+
+# present ----------------------------------------------------------------------------------------
+
+def test_present_pulls_an_absent_model(ollama, tmp_path):
+    progress_file = tmp_path / "progress.json"
+    result = run(ollama, _progress_file=str(progress_file))
+    assert result["changed"] and result["pulled"] and result["attempts"] == 1
+    assert (result["digest"], result["size"]) == (ollama.registry[TAG]["digest"], TOTAL)
+    assert result["bytes_transferred"] == TOTAL
+    assert ollama.pulls[0]["body"] == {"model": TAG, "insecure": False, "stream": True}
+    progress = json.loads(progress_file.read_text())
+    assert (progress["tag"], progress["status"], progress["attempt"]) == (TAG, "success", 1)
+    assert progress["completed"] == progress["total"] == TOTAL
+
+
+def test_present_when_present_changes_nothing(ollama):
+    ollama.install(TAG)
+    result = run(ollama)
+    assert not result["changed"] and not result["pulled"] and result["attempts"] == 0
+    assert result["digest"] == ollama.registry[TAG]["digest"]
+    assert ollama.pulls == []
+
+
+def test_names_without_tag_mean_latest(ollama):
+    ollama.registry["mistral:latest"] = {"digest": "e5" * 32, "layers": [("sha256:" + "c3" * 32, 100)]}
+    ollama.install("mistral:latest")
+    assert not run(ollama, name="mistral")["changed"]
+
+
+def test_check_mode_reports_a_pull_without_pulling(ollama):
+    result = run(ollama, _ansible_check_mode=True)
+    assert result["changed"] and not result["pulled"] and result["msg"] == f"would pull {TAG}"
+    assert ollama.pulls == [] and ollama.models == {}
+
+
+def test_insecure_is_passed_to_the_pull(ollama):
+    run(ollama, insecure=True)
+    assert ollama.pulls[0]["body"]["insecure"] is True
+
+
+def test_a_cut_stream_is_retried_and_resumes(ollama):
+    ollama.pull_script = ["cut"]
+    result = run(ollama, **FAST)
+    assert result["changed"] and result["attempts"] == 2
+    first_layer = OllamaServer.LAYERS[0][0]
+    assert [pull["behaviour"] for pull in ollama.pulls] == ["cut", "ok"]
+    assert ollama.pulls[1]["body"]["model"] == TAG
+    assert ollama.pulls[1]["resumed_from"][first_layer] >= OllamaServer.LAYERS[0][1] // 2
+    assert result["bytes_transferred"] == TOTAL  # resumed bytes are not counted twice
+
+
+def test_a_stalled_stream_is_retried(ollama):
+    ollama.pull_script = ["stall"]
+    result = run(ollama, **FAST)
+    assert result["changed"] and result["attempts"] == 2
+    assert 0.3 <= result["duration"] < 5
+
+
+def test_a_500_is_retried_with_back_off(ollama):
+    ollama.pull_script = ["500", "500"]
+    result = run(ollama, retry_delay=0.05)
+    assert result["attempts"] == 3 and result["changed"]
+    gaps = [later["at"] - earlier["at"] for earlier, later in zip(ollama.pulls, ollama.pulls[1:], strict=False)]
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # the delay doubles
+
+
+def test_retries_run_out(ollama):
+    ollama.pull_script = ["500", "500", "500"]
+    result = run(ollama, retries=1, retry_delay=0.01)
+    assert result["failed"] and result["attempts"] == 2 and result["status_code"] == 500
+    assert "failed after 2 attempt(s)" in result["msg"] and "an internal fault" in result["msg"]
+    assert "retries" in result["msg"]  # the fix
+
+
+def test_an_error_inside_a_200_stream_fails_at_once_with_the_server_message(ollama):
+    ollama.pull_script = ["error"]
+    result = run(ollama, **FAST)
+    assert result["failed"] and result["attempts"] == 1 and len(ollama.pulls) == 1
+    assert "Ollama reported: pull model manifest: file does not exist" in result["msg"]
+    assert "check the model name" in result["msg"].lower()
+
+
+def test_an_error_line_for_a_download_ollama_gave_up_on_is_retried_and_resumes(ollama):
+    ollama.pull_script = ["gave_up"]
+    result = run(ollama, **FAST)
+    assert result["changed"] and result["attempts"] == 2
+    assert [pull["behaviour"] for pull in ollama.pulls] == ["gave_up", "ok"]
+    first_layer = OllamaServer.LAYERS[0][0]
+    assert ollama.pulls[1]["resumed_from"][first_layer] >= OllamaServer.LAYERS[0][1] // 2
+
+
+def test_error_lines_for_a_download_it_gave_up_on_fail_after_the_retries(ollama):
+    ollama.pull_script = ["gave_up"] * 5
+    result = run(ollama, retries=2, **FAST)
+    assert result["failed"] and result["attempts"] == 3
+    assert "max retries exceeded: unexpected EOF" in result["msg"]
+
+
+@pytest.mark.parametrize("message,permanent", [
+    ("pull model manifest: file does not exist", True),
+    ("pull model manifest: 404 manifest unknown", True),
+    ("max retries exceeded: unexpected EOF", False),
+    ("part stalled", False),
+    ("503: Service Unavailable", False),
+])
+def test_which_stream_errors_are_permanent(message, permanent):
+    assert ollama_model.is_permanent_pull_error(message) is permanent
+
+
+def test_an_unknown_model_fails_with_the_server_message(ollama):
+    result = run(ollama, name="nosuch:1b", **FAST)
+    assert result["failed"] and "file does not exist" in result["msg"] and "nosuch:1b" in result["msg"]
+
+
+def test_the_overall_timeout_stops_a_slow_pull():
+    with OllamaServer(line_delay=0.2) as server:
+        result = run(server, timeout=0.5, **FAST)
+    assert result["failed"] and "overall timeout" in result["msg"]
+    assert result["duration"] < 3
+
+
+def test_a_server_that_is_down_fails_naming_url_and_fix():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    result = run_module(ollama_model.main, {"name": TAG, "url": url, "retries": 1, "retry_delay": 0.01})
+    assert result["failed"] and "cannot connect" in result["msg"] and url in result["msg"]
+    assert f"Check that Ollama runs at {url}" in result["msg"]
+
+
+def test_update_pulls_a_new_digest(ollama):
+    ollama.install(TAG, digest="0ld" * 8)
+    result = run(ollama, update=True)
+    assert result["changed"] and result["pulled"] and result["digest"] == ollama.registry[TAG]["digest"]
+
+
+def test_update_without_a_new_digest_changes_nothing(ollama):
+    ollama.install(TAG)
+    result = run(ollama, update=True)
+    assert result["pulled"] and not result["changed"] and result["msg"] == f"{TAG} is up to date"
+
+
+def test_update_in_check_mode_does_not_pull(ollama):
+    ollama.install(TAG, digest="0ld" * 8)
+    result = run(ollama, update=True, _ansible_check_mode=True)
+    assert not result["changed"] and ollama.pulls == []
+
+
+# absent -----------------------------------------------------------------------------------------
+
+def test_absent_deletes(ollama):
+    ollama.install(TAG)
+    ollama.loaded[TAG] = datetime.now(UTC) + timedelta(minutes=5)
+    result = run(ollama, state="absent")
+    assert result["changed"] and result["digest"] is None
+    assert ollama.models == {} and ollama.calls("/api/delete")[0]["body"] == {"model": TAG}
+
+
+def test_absent_when_absent_changes_nothing(ollama):
+    result = run(ollama, state="absent")
+    assert not result["changed"] and ollama.calls("/api/delete") == []
+
+
+def test_absent_in_check_mode_deletes_nothing(ollama):
+    ollama.install(TAG)
+    assert run(ollama, state="absent", _ansible_check_mode=True)["changed"]
+    assert TAG in ollama.models
+
+
+# loaded / unloaded ------------------------------------------------------------------------------
+
+def test_loaded_pulls_then_loads_forever(ollama):
+    result = run(ollama, state="loaded")
+    assert result["changed"] and result["pulled"]
+    assert ollama.calls("/api/generate")[0]["body"] == {"model": TAG, "keep_alive": -1, "stream": False}
+    assert "prompt" not in ollama.calls("/api/generate")[0]["body"]
+    assert ollama.loaded[TAG] > datetime.now(UTC) + timedelta(days=3650)
+
+
+def test_loaded_when_loaded_changes_nothing(ollama):
+    run(ollama, state="loaded")
+    result = run(ollama, state="loaded")
+    assert not result["changed"] and result["msg"] == f"{TAG} is loaded"
+    assert len(ollama.calls("/api/generate")) == 1
+
+
+def test_loaded_with_a_short_expiry_is_loaded_again_for_ever(ollama):
+    ollama.install(TAG)
+    ollama.loaded[TAG] = datetime.now(UTC) + timedelta(minutes=4)
+    assert run(ollama, state="loaded")["changed"]
+    assert ollama.loaded[TAG] > datetime.now(UTC) + timedelta(days=3650)
+
+
+@pytest.mark.parametrize("minutes_left, changed", [(28, False), (10, True), (600, True)])
+def test_loaded_with_a_finite_keep_alive(ollama, minutes_left, changed):
+    ollama.install(TAG)
+    ollama.loaded[TAG] = datetime.now(UTC) + timedelta(minutes=minutes_left)
+    assert run(ollama, state="loaded", keep_alive="30m")["changed"] is changed
+    generated = ollama.calls("/api/generate")
+    assert [call["body"]["keep_alive"] for call in generated] == (["30m"] if changed else [])
+
+
+def test_loaded_in_check_mode_touches_nothing(ollama):
+    result = run(ollama, state="loaded", _ansible_check_mode=True)
+    assert result["changed"] and "would pull and load" in result["msg"]
+    ollama.install(TAG)
+    assert run(ollama, state="loaded", _ansible_check_mode=True)["changed"]
+    assert ollama.pulls == [] and ollama.calls("/api/generate") == [] and ollama.loaded == {}
+
+
+def test_unloaded_unloads(ollama):
+    ollama.install(TAG)
+    ollama.loaded[TAG] = datetime.now(UTC) + timedelta(minutes=5)
+    assert run(ollama, state="unloaded")["changed"]
+    assert ollama.loaded == {} and ollama.calls("/api/generate")[0]["body"]["keep_alive"] == 0
+    assert TAG in ollama.models
+
+
+def test_unloaded_when_not_loaded_changes_nothing(ollama):
+    ollama.install(TAG)
+    assert not run(ollama, state="unloaded")["changed"]
+    assert ollama.calls("/api/generate") == []
+
+
+# bad inputs -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    ({"url": "127.0.0.1:11434"}, "url='127.0.0.1:11434' is not an http:// or https:// URL"),
+    ({"url": "ftp://x"}, "is not an http:// or https:// URL"),
+    ({"state": "running"}, "value of state must be one of"),
+    ({"timeout": -1}, "timeout=-1.0 must be a positive number"),
+    ({"stall_timeout": 0}, "stall_timeout=0.0 must be a positive number"),
+    ({"retries": -2}, "retries=-2 must be 0 or more"),
+    ({"name": "llama 3"}, "name='llama 3' is not an Ollama tag"),
+    ({"name": ""}, "name='' is not an Ollama tag"),
+    ({"state": "loaded", "keep_alive": "forever"}, "keep_alive='forever' is not seconds"),
+])
+def test_bad_inputs_fail_before_any_request(ollama, args, message):
+    result = run_module(ollama_model.main, dict({"name": TAG, "url": ollama.url}, **args))
+    assert result["failed"] and message in result["msg"]
+    assert ollama.requests == []
+
+
+# pure helpers -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, canonical", [
+    ("llama3.1:8b", "llama3.1:8b"), ("mistral", "mistral:latest"),
+    ("registry.ollama.ai/library/llama3.1:8b", "llama3.1:8b"),
+    ("registry:5000/lab/llama3.1", "registry:5000/lab/llama3.1:latest"),
+])
+def test_canonical_name(name, canonical):
+    assert ollama_model.canonical_name(name) == canonical
+
+
+@pytest.mark.parametrize("value, seconds", [
+    (-1, None), ("-1", None), ("-1m", None), (0, 0), (600, 600), ("600", 600), ("30m", 1800), ("1h30m", 5400),
+    ("1.5h", 5400), ("500ms", 0.5),
+])
+def test_keep_alive_seconds(value, seconds):
+    assert ollama_model.keep_alive_seconds(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["", "5 m", "5x", "m", "forever", "1h-2m"])
+def test_keep_alive_seconds_rejects(value):
+    with pytest.raises(ValueError, match="keep_alive="):
+        ollama_model.keep_alive_seconds(value)
+
+
+def test_keep_alive_payload_keeps_numbers_numeric():
+    assert [ollama_model.keep_alive_payload(v) for v in (-1, "-1", "600", "30m", 1.5)] == [-1, -1, 600, "30m", 1.5]
+
+
+def test_parse_expiry_reads_go_times():
+    parsed = ollama_model.parse_expiry("2024-06-04T14:38:31.837530417-07:00")
+    assert parsed == datetime(2024, 6, 4, 21, 38, 31, 837530, tzinfo=UTC)
+    assert ollama_model.parse_expiry("2318-01-01T00:00:00Z").year == 2318
+    assert ollama_model.parse_expiry("soon") is None
+
+
+def test_keep_alive_satisfied():
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    forever = go_time(now + timedelta(days=300 * 365))
+    soon = go_time(now + timedelta(minutes=5))
+    assert ollama_model.keep_alive_satisfied(forever, None, now)
+    assert not ollama_model.keep_alive_satisfied(soon, None, now)
+    assert ollama_model.keep_alive_satisfied(soon, 300, now)
+    assert not ollama_model.keep_alive_satisfied(soon, 3600, now)
+    assert not ollama_model.keep_alive_satisfied("", 300, now)
