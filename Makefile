@@ -21,7 +21,7 @@ lint: venv ## ansible-lint (production), yamllint, ruff
 	@scripts/step "lint: yamllint" "(whole tree)"
 	@yamllint -s .
 	@scripts/step "lint: ruff" "(plugins, lab, tests, scripts)"
-	@ruff check .
+	@ruff check . lab/labctl
 	@scripts/step "lint: ansible-lint --profile production" "(roles, playbooks, molecule)"
 	@ansible-lint --profile production -q
 
