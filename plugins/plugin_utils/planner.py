@@ -29,7 +29,7 @@ from ansible_collections.lpfleet.ai.plugins.plugin_utils.catalog import CatalogE
 
 MENU_VARIABLE = "lpfleet_model_menu"
 GPUS_VARIABLE = "lpfleet_gpus"
-LPFLEET_KEYS = ("vram_mib", "ollama_tag", "download_mb")
+LPFLEET_KEYS = ("vram_mib", "ollama_tag", "download_mb", "required")
 LAYOUTS = ("shared", "per_gpu")
 RUNNER_ADDRESSES = ("container", "loopback")
 
@@ -399,7 +399,8 @@ def _assemble(gpus: list[_Gpu], items: list[_Item], unplaced: dict[int, str], op
         if item.served_by_ollama and item.gpu is not None:
             stack = _stack_for(item.gpu, gpus, options)
             stack = stacks.setdefault(stack["name"], stack)
-            stack["models"].append({"ollama_tag": item.ollama_tag, "model_id": item.model_id, "warm": item.warm})
+            stack["models"].append({"ollama_tag": item.ollama_tag, "model_id": item.model_id, "warm": item.warm,
+                                    "download_mb": item.download_mb})
             entry["url"] = stack["runner_url"]
             stack_name = stack["name"]
             tags.setdefault(item.ollama_tag, item.download_mb)

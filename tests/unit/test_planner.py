@@ -315,8 +315,8 @@ def test_shared_layout_one_stack_for_all_gpus():
         "name": "default", "ollama_container": "ollama", "runner_container": "llm_runner", "ollama_port": 11434,
         "runner_port": 8000, "gpu_indices": [0, 1], "ollama_url": "http://ollama:11434",
         "runner_url": "http://llm_runner:8000",
-        "models": [{"ollama_tag": "llama3.1:8b", "model_id": LLAMA["model_id"], "warm": True},
-                   {"ollama_tag": "mistral:7b", "model_id": MISTRAL["model_id"], "warm": False}]}]
+        "models": [{"ollama_tag": "llama3.1:8b", "model_id": LLAMA["model_id"], "warm": True, "download_mb": 4920},
+                   {"ollama_tag": "mistral:7b", "model_id": MISTRAL["model_id"], "warm": False, "download_mb": 4100}]}]
     assert result["ollama_tags"] == ["llama3.1:8b", "mistral:7b"]
     assert result["download_mb"] == sum(CATALOG[m["model_id"]]["download_mb"] for m in (LLAMA, MISTRAL))
 
@@ -539,3 +539,9 @@ def test_the_filters_work_in_a_playbook(tmp_path):
     assert done.returncode == 2, output
     assert "GPU0 NVIDIA GeForce RTX 4090" in output and "not placed:" in output and "IDX" in output
     assert "lpfleet_model_menu[0].pipeline" in output and "write 'llm'" in output
+
+
+def test_required_is_lpfleet_s_own_key_and_stays_out_of_ai_models():
+    result = plan("single_8gb", [dict(LLAMA, required=True)])
+    assert "required" not in result["ai_models"][0]
+    assert placed(result, LLAMA["model_id"])["gpu_index"] == 0
