@@ -7,6 +7,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR := 0
 export PY_COLORS := 0
+# Ansible prints progress lines (model pulls) as they come, also through pipes and CI logs.
+export PYTHONUNBUFFERED := 1
 
 .PHONY: help venv lint unit lab-unit check sanity docker test demo collection clean
 

@@ -16,8 +16,9 @@ description:
   - Reads every line of the pull stream. An C({"error"}) line inside a 200 answer that says the model,
     the name or the registry is wrong (C(file does not exist), C(not found), C(unauthorized), ...) fails the
     task at once with Ollama's message; any other error line (a download Ollama gave up on, such as
-    C(max retries exceeded) or C(part stalled)) is retried like a cut stream. A cut stream, a stall (no byte for O(stall_timeout) seconds), a refused connection
-    or a 5xx answer is retried with back-off; Ollama resumes the interrupted download.
+    C(max retries exceeded) or C(part stalled)) is retried like a cut stream.
+  - A cut stream, a stall (no byte for O(stall_timeout) seconds), a refused connection or a 5xx answer
+    is retried with back-off; Ollama resumes the interrupted download.
   - The action plugin of the same name runs pulls asynchronously on the target and prints a progress
     line (size, percentage, speed, attempt) every O(progress_interval) seconds while the pull runs.
     In check mode, for O(state=absent) and O(state=unloaded), when the task sets C(async) itself or
