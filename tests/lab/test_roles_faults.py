@@ -1,0 +1,343 @@
+"""What bad input and faults get from lpfleet's roles, on lab hosts (issue 5).
+
+Every case runs `.venv/bin/ansible-playbook` against hosts of its own (fault-*, created here and
+removed at the end) and checks that the play stops where it should, with a message that names the
+host, the variable and the fix, and that nothing on the host changed:
+
+- bad input and unfit hosts stop site.yml in preflight, on fresh hosts that stay fresh;
+- on a converged host, a pull cut once resumes (Range) and the play passes; a pull that keeps
+  failing stops the play in ollama_models with the previous aiModels.json and stack untouched;
+- verify.yml names the host, the check and what it saw for a runner answering ERROR or not at all;
+- the `ollama` volume and its models survive `docker compose down`, and a re-run pulls nothing.
+
+Slow: about five minutes, most of it the one full converge.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+from lab_fixtures import LABCTL, REPO_ROOT, LabHost, group_vars, lab_hosts, labctl_up, require_docker, run
+from roles_helpers import (
+    ModelRegistry,
+    PlaybookRunner,
+    PlayResult,
+    host_changes_since_mark,
+    lab_address,
+    mark_host,
+    ollama_api,
+    ollama_models,
+)
+
+pytestmark = pytest.mark.slow
+
+NO_GPU = LabHost("fault-nogpu", "no-gpu", "13")
+FRESH = LabHost("fault-pre", "single-8gb", "13")
+CONVERGED = LabHost("fault-8g", "single-8gb", "13")
+HOSTS = (NO_GPU, FRESH, CONVERGED)
+
+PREFLIGHT = "lpfleet.ai.preflight : "
+AI_MODELS_JSON = "/root/.lpData/aiModels.json"
+STACK_CONTAINERS = ("ollama", "llm_runner")
+# More MB than any disk here has: the planned download can never fit.
+HUGE_DOWNLOAD_MB = 10**9
+
+LLAMA_8B = {"pipeline": "llm", "model_id": "meta-llama/Meta-Llama-3.1-8B-Instruct", "warm": True,
+            "price_per_unit": 0.18, "currency": "USD", "pixels_per_unit": 1000000}
+
+
+def extra_llm(model_id: str, ollama_tag: str, vram_mib: int, download_mb: int, warm: bool = False) -> dict[str, Any]:
+    """A menu item for an llm the catalog lacks (ollama_tag, vram_mib and download_mb given)."""
+    return {"pipeline": "llm", "model_id": model_id, "ollama_tag": ollama_tag, "vram_mib": vram_mib,
+            "download_mb": download_mb, "warm": warm, "price_per_unit": 0.1, "currency": "USD",
+            "pixels_per_unit": 1000000}
+
+
+# Models the registry serves that no other lab user pulls (the fleet scenario uses mistral,
+# gemma2 and qwen2.5): a fault on them hits only this file's pulls.
+PHI3 = extra_llm("microsoft/Phi-3-mini-4k-instruct", "phi3:mini", vram_mib=4000, download_mb=2200)
+LLAMA_3B = extra_llm("meta-llama/Llama-3.2-3B-Instruct", "llama3.2:3b", vram_mib=3000, download_mb=2000)
+
+
+@dataclass
+class FaultLab:
+    runner: PlaybookRunner
+    registry: ModelRegistry
+
+
+@pytest.fixture(scope="module")
+def fault_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultLab]:
+    """This file's hosts, fresh (any left over from an earlier run are recreated), removed at the end."""
+    require_docker()
+    names = [host.name for host in HOSTS]
+    leftovers = sorted(set(names) & lab_hosts())
+    if leftovers:
+        run([str(LABCTL), "rm-host", *leftovers], timeout=300)
+    try:
+        labctl_up({host.name: (host.profile_name, host.debian) for host in HOSTS})
+        yield FaultLab(PlaybookRunner(tmp_path_factory.mktemp("roles-faults"), list(HOSTS)), ModelRegistry())
+    finally:
+        run([str(LABCTL), "rm-host", *names], timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def converged(fault_lab: FaultLab) -> LabHost:
+    """CONVERGED provisioned by site.yml with the lab menu (the 8B model warm): a few minutes."""
+    result = fault_lab.runner.run("site.yml", CONVERGED.name, timeout=1200)
+    assert result.returncode == 0 and result.recap[CONVERGED.name]["failed"] == 0, result.describe()
+    return CONVERGED
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def assert_names(text: str, *fragments: str, result: PlayResult) -> None:
+    missing = [fragment for fragment in fragments if fragment not in text]
+    assert not missing, f"the message lacks {missing}:\n{text}\n\n{result.describe()}"
+
+
+def assert_pristine(host: LabHost) -> None:
+    """Nothing any role installs or writes is on HOST, and nothing else changed since the marker."""
+    assert host.exec("dpkg", "-s", "docker.io", check=False).returncode != 0, f"{host.name}: docker.io got installed"
+    present = host.shell(
+        "for path in /etc/apt/sources.list.d/nvidia-container-toolkit.list /etc/docker /opt/lpfleet "
+        f"{AI_MODELS_JSON}; do if [ -e $path ]; then echo $path; fi; done")
+    assert not present.strip(), f"{host.name}: a stopped play left {present.split()}"
+    assert not host.shell("ls -A /var/lib/docker").strip(), f"{host.name}: /var/lib/docker is no longer empty"
+    changed = host_changes_since_mark(host)
+    assert not changed, f"{host.name}: the failed play changed {changed}"
+
+
+def sha256_on(host: LabHost, path: str) -> str:
+    return host.shell(f"sha256sum {path}").split()[0]
+
+
+def stack_state(host: LabHost) -> dict[str, str]:
+    """Container id, start time and state of the stack's containers, by name."""
+    lines = host.shell("docker inspect -f '{{.Name}} {{.Id}} {{.State.StartedAt}} {{.State.Status}}' "
+                       + " ".join(STACK_CONTAINERS)).splitlines()
+    return {line.split()[0].lstrip("/"): " ".join(line.split()[1:]) for line in lines}
+
+
+def wait_until(description: str, check: Any, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {description}")
+        time.sleep(1)
+
+
+def restart_container(host: LabHost, name: str) -> None:
+    """Starts NAME again and waits until it answers (the runner's /health says OK)."""
+    host.exec("docker", "start", name)
+    health = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8000/health').read().decode())"
+    wait_until(f"{name} on {host.name} to answer again",
+               lambda: '"OK"' in host.exec("python3", "-c", health, check=False).stdout.decode())
+
+
+def ai_models_entries(host: LabHost) -> list[dict[str, Any]]:
+    return json.loads(host.shell(f"cat {AI_MODELS_JSON}"))
+
+
+def model_layer_gets(registry: ModelRegistry, client: str, since: float, digest: str) -> list[dict[str, Any]]:
+    return [entry for entry in registry.requests_from(client, since)
+            if entry["method"] == "GET" and entry["digest"] == digest]
+
+
+# --- 1-6: bad input and unfit hosts stop in preflight, changing nothing -------------------------
+
+MENU_WITH_OLLAMA_TAG = [LLAMA_8B, dict(LLAMA_8B, model_id="llama3.1:8b", warm=False)]
+MENU_WITH_STRING_PRICE = [LLAMA_8B, {"pipeline": "llm", "model_id": "mistralai/Mistral-7B-Instruct-v0.3",
+                                     "warm": False, "price_per_unit": "0.5e-3USD", "pixels_per_unit": 1000000}]
+MENU_WITH_WARM_70B = [dict(LLAMA_8B, model_id="meta-llama/Meta-Llama-3.1-70B-Instruct", required=True)]
+MENU_WITH_HUGE_DOWNLOAD = [LLAMA_8B, extra_llm("Qwen/Qwen2.5-7B-Instruct", "qwen2.5:7b", vram_mib=6000,
+                                               download_mb=HUGE_DOWNLOAD_MB)]
+HUGE_8B_IN_CATALOG = [{"model_id": LLAMA_8B["model_id"], "download_mb": HUGE_DOWNLOAD_MB}]
+
+# id: (host, extra vars, the failing preflight task, what the message must name besides the host)
+PREFLIGHT_CASES = {
+    "no-nvidia-driver": (
+        NO_GPU, None, "Require the NVIDIA driver and at least one GPU",
+        ["no NVIDIA GPU found", "preflight_require_gpu", "Fix: install the NVIDIA driver"]),
+    "unsupported-os": (
+        FRESH, {"preflight_supported_os": ["Debian 12", "Ubuntu 24.04"]}, "Require a supported operating system",
+        ["Debian 13", "is not supported", "preflight_supported_os", "Fix:"]),
+    "disk-too-small-catalog-override": (
+        FRESH, {"lpfleet_model_catalog_overrides": HUGE_8B_IN_CATALOG},
+        "Require free disk for the models still to download",
+        ["llama3.1:8b", f"{HUGE_DOWNLOAD_MB} MB", "preflight_disk_margin_mb", "lpfleet_model_menu", "Fix:"]),
+    "disk-too-small-menu-download-mb": (
+        FRESH, {"lpfleet_model_menu": MENU_WITH_HUGE_DOWNLOAD}, "Require free disk for the models still to download",
+        ["llama3.1:8b, qwen2.5:7b", "preflight_disk_margin_mb", "lpfleet_model_menu", "Fix:"]),
+    "ollama-tag-as-model-id": (
+        FRESH, {"lpfleet_model_menu": MENU_WITH_OLLAMA_TAG}, "Plan this host's models on its GPUs",
+        ["lpfleet_model_menu[1].model_id", '"llama3.1:8b"', "Fix:", "meta-llama/Meta-Llama-3.1-8B-Instruct"]),
+    "price-as-string": (
+        FRESH, {"lpfleet_model_menu": MENU_WITH_STRING_PRICE}, "Plan this host's models on its GPUs",
+        ["lpfleet_model_menu[1].price_per_unit", "0.5e-3USD", "Fix:", '"price_per_unit": 0.0005']),
+    "warm-model-fits-no-gpu": (
+        FRESH, {"lpfleet_model_menu": MENU_WITH_WARM_70B}, "Stop when a required menu item fits no GPU",
+        ["lpfleet_model_menu[0]", "meta-llama/Meta-Llama-3.1-70B-Instruct", "required: true", "8192 MiB", "Fix:"]),
+}
+
+
+@pytest.mark.parametrize("case", list(PREFLIGHT_CASES))
+def test_preflight_stops_and_changes_nothing(fault_lab: FaultLab, case: str) -> None:
+    host, extra_vars, task, fragments = PREFLIGHT_CASES[case]
+    mark_host(host)
+
+    result = fault_lab.runner.run("site.yml", host.name, extra_vars, timeout=300)
+
+    assert result.returncode != 0, f"site.yml passed:\n{result.describe()}"
+    failure = result.the_failure_of(host.name)
+    assert failure.task == PREFLIGHT + task, f"stopped in {failure.task!r}:\n{result.describe()}"
+    assert_names(failure.msg, host.name, *fragments, result=result)
+    assert result.recap[host.name]["changed"] == 0, result.describe()
+    assert_pristine(host)
+
+
+# --- 7: a pull cut half way resumes; a pull that keeps failing leaves the host as it was --------
+
+
+def test_pull_cut_half_way_resumes_where_it_stopped(fault_lab: FaultLab, converged: LabHost) -> None:
+    registry = fault_lab.registry
+    layer = registry.model(PHI3["ollama_tag"])
+    half = layer["model_size"] // 2
+    client = lab_address(converged)
+    assert PHI3["ollama_tag"] not in ollama_models(converged), "the model to add is already on the host"
+    started = time.time()
+    fault = registry.add_fault(model=PHI3["ollama_tag"], mode="cut", times=1, after_bytes=half)
+    try:
+        # The smoke /llm is off: the runner stand-in knows only the catalog's Hugging Face ids.
+        result = fault_lab.runner.run("site.yml", converged.name, {
+            "lpfleet_model_menu": [LLAMA_8B, PHI3], "verify_smoke": False,
+            "ollama_models_retry_delay": 1, "ollama_models_progress_interval": 0})
+    finally:
+        registry.clear_fault_if_active(fault["id"])
+
+    assert result.returncode == 0, f"the play did not get over one cut pull:\n{result.describe()}"
+    gets = model_layer_gets(registry, client, started, layer["model_digest"])
+    assert [entry["fault"] for entry in gets] == ["cut", None], f"model layer GETs: {gets}"
+    cut, resumed = gets
+    assert cut["bytes"] == half, f"the cut GET sent {cut['bytes']} bytes, not {half}: {cut}"
+    assert resumed["range"] == f"bytes={half}-{layer['model_size'] - 1}", f"the retry did not resume: {resumed}"
+    assert sum(entry["bytes"] for entry in gets) == layer["model_size"], f"bytes fetched twice: {gets}"
+    assert PHI3["ollama_tag"] in ollama_models(converged)
+    assert PHI3["model_id"] in [entry["model_id"] for entry in ai_models_entries(converged)]
+
+
+def test_pull_that_keeps_failing_leaves_aimodels_and_stack_untouched(fault_lab: FaultLab, converged: LabHost) -> None:
+    registry = fault_lab.registry
+    retries = 1
+    tag = LLAMA_3B["ollama_tag"]
+    assert tag not in ollama_models(converged), "the model to add is already on the host"
+    ai_models_before = sha256_on(converged, AI_MODELS_JSON)
+    stack_before = stack_state(converged)
+    client = lab_address(converged)
+    started = time.time()
+    # Every attempt the role makes (retries + 1) is cut before its first byte. A count rather than
+    # times=-1: the fault ends with the test, and the registry's DELETE (all faults of every lab
+    # user) is needed only when the play did not use it up.
+    fault = registry.add_fault(model=tag, mode="cut", times=retries + 1, after_bytes=0)
+    try:
+        result = fault_lab.runner.run("site.yml", converged.name, {
+            "lpfleet_model_menu": [LLAMA_8B, PHI3, LLAMA_3B], "verify_smoke": False,
+            "ollama_models_retries": retries, "ollama_models_retry_delay": 1, "ollama_models_progress_interval": 0})
+        fault_left = [active for active in registry.faults() if active["id"] == fault["id"]]
+    finally:
+        registry.clear_fault_if_active(fault["id"])
+
+    assert result.returncode != 0, f"the play passed although every pull of {tag} was cut:\n{result.describe()}"
+    failure = result.the_failure_of(converged.name)
+    assert failure.task == "lpfleet.ai.ollama_models : Pull the planned models", result.describe()
+    assert tag in failure.item, result.describe()
+    assert not fault_left, f"the role gave up before using its {retries + 1} attempts: {fault_left}"
+    gets = model_layer_gets(registry, client, started, registry.model(tag)["model_digest"])
+    assert [entry["fault"] for entry in gets] == ["cut"] * (retries + 1), f"model layer GETs: {gets}"
+    assert sha256_on(converged, AI_MODELS_JSON) == ai_models_before, "aiModels.json changed"
+    assert stack_state(converged) == stack_before, "the stack was restarted or recreated"
+    assert tag not in ollama_models(converged)
+    # The host is named by Ansible's `failed: [host]` line; the fix an operator applies is a role
+    # variable (the module's own option names mean nothing in an inventory).
+    assert_names(failure.msg, tag, "ollama_models_retries", result=result)
+
+
+# --- 8: verify names the host, the check and what it saw ------------------------------------------
+
+# Seconds verify keeps retrying a failing runner: enough for a few attempts, short for the test.
+SHORT_VERIFY = {"verify_deadline": 5, "verify_llm_timeout": 10}
+
+
+def test_verify_names_a_runner_that_answers_error(fault_lab: FaultLab, converged: LabHost) -> None:
+    converged.exec("docker", "stop", "ollama")
+    try:
+        result = fault_lab.runner.run("verify.yml", converged.name, SHORT_VERIFY, timeout=300)
+    finally:
+        restart_container(converged, "ollama")
+
+    assert result.returncode != 0, f"verify passed with Ollama stopped:\n{result.describe()}"
+    failure = result.the_failure_of(converged.name)
+    assert failure.task == "lpfleet.ai.verify : Require every check to pass", result.describe()
+    assert_names(failure.msg, f"{converged.name}:", "runner llm_runner", "http://127.0.0.1:8000", "check health",
+                 "ERROR", "Ollama ollama", result=result)
+    assert result.recap[converged.name]["changed"] == 0, result.describe()
+
+
+def test_verify_names_a_runner_that_does_not_answer(fault_lab: FaultLab, converged: LabHost) -> None:
+    converged.exec("docker", "stop", "llm_runner")
+    try:
+        started = time.monotonic()
+        result = fault_lab.runner.run("verify.yml", converged.name, SHORT_VERIFY, timeout=300)
+        seconds = time.monotonic() - started
+    finally:
+        restart_container(converged, "llm_runner")
+
+    assert result.returncode != 0, f"verify passed with the runner stopped:\n{result.describe()}"
+    failure = result.the_failure_of(converged.name)
+    assert failure.task == "lpfleet.ai.verify : Require every check to pass", result.describe()
+    assert_names(failure.msg, f"{converged.name}:", "runner llm_runner", "http://127.0.0.1:8000", "check health",
+                 "Connection refused", result=result)
+    assert result.recap[converged.name]["changed"] == 0, result.describe()
+    assert seconds < 60, f"verify_deadline={SHORT_VERIFY['verify_deadline']} was not honoured: {seconds:.0f} s"
+
+
+# --- 9: the models outlive the stack -----------------------------------------------------------
+
+
+def test_models_survive_compose_down_and_a_rerun_pulls_nothing(fault_lab: FaultLab, converged: LabHost) -> None:
+    defaults = yaml.safe_load((REPO_ROOT / "roles" / "ollama_stack" / "defaults" / "main.yml").read_text())
+    project_dir = defaults["ollama_stack_project_dir"]
+    volume = group_vars().get("livepeer_network_ollama_volume", "ollama")
+    manifest = (f"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume})"
+                "/models/manifests/registry.ollama.ai/library/llama3.1/8b")
+    volume_created = converged.shell(f"docker volume inspect -f '{{{{.CreatedAt}}}}' {volume}").strip()
+    manifest_sha = sha256_on(converged, manifest)
+
+    converged.exec("docker", "compose", "-f", f"{project_dir}/compose.yaml", "down", timeout=180)
+
+    assert not converged.shell("docker ps -aq --filter name=ollama --filter name=llm_runner").strip()
+    assert converged.shell(f"docker volume inspect -f '{{{{.CreatedAt}}}}' {volume}").strip() == volume_created
+    assert sha256_on(converged, manifest) == manifest_sha, "compose down touched the model's manifest"
+
+    registry = fault_lab.registry
+    client = lab_address(converged)
+    bytes_before = registry.bytes_sent_to(client)
+    started = time.time()
+    result = fault_lab.runner.run("site.yml", converged.name)
+
+    assert result.returncode == 0, f"site.yml did not bring the stack back:\n{result.describe()}"
+    states = stack_state(converged)
+    assert all(state.endswith(" running") for state in states.values()), states
+    assert converged.shell(f"docker volume inspect -f '{{{{.CreatedAt}}}}' {volume}").strip() == volume_created
+    assert sha256_on(converged, manifest) == manifest_sha
+    assert "llama3.1:8b" in ollama_models(converged)
+    assert [entry["model"] for entry in registry.requests_from(client, started)] == [], "the re-run pulled"
+    assert registry.bytes_sent_to(client) == bytes_before, "the re-run downloaded from the model registry"
+    loaded = [model["name"] for model in ollama_api(converged, "/api/ps")["models"]]
+    assert "llama3.1:8b" in loaded, f"the warm model is not loaded again: {loaded}"
