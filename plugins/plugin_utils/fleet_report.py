@@ -79,8 +79,13 @@ def runner_rows(records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
 
 
 def unplaced_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    return ["%s: %s" % (record["host"], item["reason"])
-            for record in records for item in (record.get("plan") or {}).get("unplaced", [])]
+    lines = []
+    for record in records:
+        for item in (record.get("plan") or {}).get("unplaced", []):
+            # The planner's reasons already start with the host's name.
+            prefixed = item["reason"].startswith(record["host"] + ":")
+            lines.append(item["reason"] if prefixed else "%s: %s" % (record["host"], item["reason"]))
+    return lines
 
 
 def _check_records(records: Any) -> list[Mapping[str, Any]]:

@@ -263,9 +263,10 @@ def test_pull_that_keeps_failing_leaves_aimodels_and_stack_untouched(fault_lab: 
     assert sha256_on(converged, AI_MODELS_JSON) == ai_models_before, "aiModels.json changed"
     assert stack_state(converged) == stack_before, "the stack was restarted or recreated"
     assert tag not in ollama_models(converged)
-    # The host is named by Ansible's `failed: [host]` line; the fix an operator applies is a role
-    # variable (the module's own option names mean nothing in an inventory).
-    assert_names(failure.msg, tag, "ollama_models_retries", result=result)
+    # The role's last word names the host, the model, and the fix as role variables (the module's
+    # own option names mean nothing in an inventory).
+    stop = result.failures_of(converged.name)[-1]
+    assert_names(stop.msg, converged.name, tag, "ollama_models_retries", "Fix:", result=result)
 
 
 # --- 8: verify names the host, the check and what it saw ------------------------------------------

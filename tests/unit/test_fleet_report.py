@@ -32,7 +32,7 @@ def test_text_report_has_every_section_and_state():
     assert "pulled, loaded" in text          # llama3.1:8b is present and loaded
     assert "MISSING" in text                  # mistral:7b was planned but is not in the store
     assert "1/1 healthy" in text
-    assert "host a: llm meta-llama/Meta-Llama-3.1-70B-Instruct needs 38147 MiB" in text
+    assert "a: host a: llm meta-llama/Meta-Llama-3.1-70B-Instruct needs 38147 MiB" in text
     # hosts sorted by name: a before b
     lines = text.splitlines()
     assert lines[2].startswith("a ") and lines[3].startswith("b ")
@@ -54,3 +54,9 @@ def test_bad_records_are_refused(bad):
 def test_unknown_format_is_refused():
     with pytest.raises(AnsibleFilterError, match="format must be"):
         fleet_report(RECORDS, format="html")
+
+
+def test_a_reason_that_names_its_host_is_not_prefixed_twice():
+    plan = {"placement": [], "unplaced": [{"menu_index": 0, "model_id": "m", "reason": "a: m needs 9 MiB"}]}
+    text = fleet_report([{"host": "a", "plan": plan}])
+    assert "\na: m needs 9 MiB" in text and "a: a:" not in text
