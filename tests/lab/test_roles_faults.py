@@ -181,6 +181,11 @@ PREFLIGHT_CASES = {
     "price-as-string": (
         FRESH, {"lpfleet_model_menu": MENU_WITH_STRING_PRICE}, "Plan this host's models on its GPUs",
         ["lpfleet_model_menu[1].price_per_unit", "0.5e-3USD", "Fix:", '"price_per_unit": 0.0005']),
+    "unconfirmed-volume-deletion": (
+        FRESH, {"livepeer_network_ollama_volume_state": "absent"},
+        "Refuse to delete the model volume without the confirmation",
+        ["livepeer_network_ollama_volume_state is absent", "livepeer_network_confirm_volume_removal",
+         '"yes, delete all models"', "Fix:"]),
     "warm-model-fits-no-gpu": (
         FRESH, {"lpfleet_model_menu": MENU_WITH_WARM_70B}, "Stop when a required menu item fits no GPU",
         ["lpfleet_model_menu[0]", "meta-llama/Meta-Llama-3.1-70B-Instruct", "required: true", "8192 MiB", "Fix:"]),
