@@ -160,7 +160,8 @@ MENU_WITH_HUGE_DOWNLOAD = [LLAMA_8B, extra_llm("Qwen/Qwen2.5-7B-Instruct", "qwen
                                                download_mb=HUGE_DOWNLOAD_MB)]
 HUGE_8B_IN_CATALOG = [{"model_id": LLAMA_8B["model_id"], "download_mb": HUGE_DOWNLOAD_MB}]
 
-# id: (host, extra vars, the failing preflight task, what the message must name besides the host)
+# id: (host, extra vars, the failing task (preflight's unless a role is named), what the message must
+# name besides the host)
 PREFLIGHT_CASES = {
     "no-nvidia-driver": (
         NO_GPU, None, "Require the NVIDIA driver and at least one GPU",
@@ -183,7 +184,7 @@ PREFLIGHT_CASES = {
         ["lpfleet_model_menu[1].price_per_unit", "0.5e-3USD", "Fix:", '"price_per_unit": 0.0005']),
     "unconfirmed-volume-deletion": (
         FRESH, {"livepeer_network_ollama_volume_state": "absent"},
-        "Refuse to delete the model volume without the confirmation",
+        "lpfleet.ai.livepeer_network : Refuse to delete the model volume without the confirmation",
         ["livepeer_network_ollama_volume_state is absent", "livepeer_network_confirm_volume_removal",
          '"yes, delete all models"', "Fix:"]),
     "warm-model-fits-no-gpu": (
@@ -201,7 +202,8 @@ def test_preflight_stops_and_changes_nothing(fault_lab: FaultLab, case: str) -> 
 
     assert result.returncode != 0, f"site.yml passed:\n{result.describe()}"
     failure = result.the_failure_of(host.name)
-    assert failure.task == PREFLIGHT + task, f"stopped in {failure.task!r}:\n{result.describe()}"
+    expected_task = task if " : " in task else PREFLIGHT + task
+    assert failure.task == expected_task, f"stopped in {failure.task!r}:\n{result.describe()}"
     assert_names(failure.msg, host.name, *fragments, result=result)
     assert result.recap[host.name]["changed"] == 0, result.describe()
     assert_pristine(host)
