@@ -4,7 +4,8 @@ Every case runs `.venv/bin/ansible-playbook` against hosts of its own (fault-*, 
 removed at the end) and checks that the play stops where it should, with a message that names the
 host, the variable and the fix, and that nothing on the host changed:
 
-- bad input and unfit hosts stop site.yml in preflight, on fresh hosts that stay fresh;
+- bad input and unfit hosts (Debian 12 without compose v2 included) stop site.yml in preflight or
+  in the first check of the role concerned, on fresh hosts that stay fresh;
 - on a converged host, a pull cut once resumes (Range) and the play passes; a pull that keeps
   failing stops the play in ollama_models with the previous aiModels.json and stack untouched;
 - verify.yml names the host, the check and what it saw for a runner answering ERROR or not at all;
@@ -39,8 +40,9 @@ pytestmark = pytest.mark.slow
 
 NO_GPU = LabHost("fault-nogpu", "no-gpu", "13")
 FRESH = LabHost("fault-pre", "single-8gb", "13")
+FRESH_DEBIAN_12 = LabHost("fault-deb12", "single-8gb", "12")
 CONVERGED = LabHost("fault-8g", "single-8gb", "13")
-HOSTS = (NO_GPU, FRESH, CONVERGED)
+HOSTS = (NO_GPU, FRESH, FRESH_DEBIAN_12, CONVERGED)
 
 PREFLIGHT = "lpfleet.ai.preflight : "
 AI_MODELS_JSON = "/root/.lpData/aiModels.json"
@@ -166,6 +168,10 @@ PREFLIGHT_CASES = {
     "no-nvidia-driver": (
         NO_GPU, None, "Require the NVIDIA driver and at least one GPU",
         ["no NVIDIA GPU found", "preflight_require_gpu", "Fix: install the NVIDIA driver"]),
+    # Debian's own docker-compose on 12 is the Python 1.x one, and the lab cannot reach Docker's repository.
+    "debian-12-without-compose-v2": (
+        FRESH_DEBIAN_12, None, "lpfleet.ai.docker_engine : Stop where the distribution has no compose v2 package",
+        ["Debian 12 (bookworm)", "compose v2", "Fix:", "docker_engine_source: docker"]),
     "unsupported-os": (
         FRESH, {"preflight_supported_os": ["Debian 12", "Ubuntu 24.04"]}, "Require a supported operating system",
         ["Debian 13", "is not supported", "preflight_supported_os", "Fix:"]),
