@@ -15,6 +15,7 @@ import re
 import subprocess
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,9 +117,10 @@ class PlaybookRunner:
         return env
 
     def run(self, playbook: str, host: str, extra_vars: dict[str, Any] | None = None,
-            timeout: float = 600) -> PlayResult:
+            timeout: float = 600, options: Sequence[str] = ()) -> PlayResult:
+        """OPTIONS: more ansible-playbook options (--tags, --check)."""
         command = [str(ANSIBLE_PLAYBOOK), "-i", str(self.inventory / "hosts.yml"), f"playbooks/{playbook}",
-                   "--limit", host]
+                   "--limit", host, *options]
         if extra_vars is not None:
             self._runs += 1
             vars_file = self.workdir / f"extra-vars-{self._runs}.json"

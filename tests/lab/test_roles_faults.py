@@ -9,7 +9,8 @@ host, the variable and the fix, and that nothing on the host changed:
 - on a converged host, a pull cut once resumes (Range) and the play passes; a pull that keeps
   failing stops the play in ollama_models with the previous aiModels.json and stack untouched;
 - verify.yml names the host, the check and what it saw for a runner answering ERROR or not at all;
-- the `ollama` volume and its models survive `docker compose down`, and a re-run pulls nothing.
+- the `ollama` volume and its models survive `docker compose down`, and a re-run pulls nothing;
+- the volume is deleted only when confirmed and no container uses it (check mode deletes nothing).
 
 Slow: about five minutes, most of it the one full converge.
 """
@@ -324,16 +325,23 @@ def test_verify_names_a_runner_that_does_not_answer(fault_lab: FaultLab, converg
 # --- 9: the models outlive the stack -----------------------------------------------------------
 
 
-def test_models_survive_compose_down_and_a_rerun_pulls_nothing(fault_lab: FaultLab, converged: LabHost) -> None:
+def stack_compose_file() -> str:
     defaults = yaml.safe_load((REPO_ROOT / "roles" / "ollama_stack" / "defaults" / "main.yml").read_text())
-    project_dir = defaults["ollama_stack_project_dir"]
-    volume = group_vars().get("livepeer_network_ollama_volume", "ollama")
+    return f"{defaults['ollama_stack_project_dir']}/compose.yaml"
+
+
+def model_volume() -> str:
+    return group_vars().get("livepeer_network_ollama_volume", "ollama")
+
+
+def test_models_survive_compose_down_and_a_rerun_pulls_nothing(fault_lab: FaultLab, converged: LabHost) -> None:
+    volume = model_volume()
     manifest = (f"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume})"
                 "/models/manifests/registry.ollama.ai/library/llama3.1/8b")
     volume_created = converged.shell(f"docker volume inspect -f '{{{{.CreatedAt}}}}' {volume}").strip()
     manifest_sha = sha256_on(converged, manifest)
 
-    converged.exec("docker", "compose", "-f", f"{project_dir}/compose.yaml", "down", timeout=180)
+    converged.exec("docker", "compose", "-f", stack_compose_file(), "down", timeout=180)
 
     assert not converged.shell("docker ps -aq --filter name=ollama --filter name=llm_runner").strip()
     assert converged.shell(f"docker volume inspect -f '{{{{.CreatedAt}}}}' {volume}").strip() == volume_created
@@ -355,3 +363,48 @@ def test_models_survive_compose_down_and_a_rerun_pulls_nothing(fault_lab: FaultL
     assert registry.bytes_sent_to(client) == bytes_before, "the re-run downloaded from the model registry"
     loaded = [model["name"] for model in ollama_api(converged, "/api/ps")["models"]]
     assert "llama3.1:8b" in loaded, f"the warm model is not loaded again: {loaded}"
+
+
+# --- 10: the model volume goes only when confirmed and unused (last: it deletes the models) ------
+
+VOLUME_REMOVAL = {"livepeer_network_ollama_volume_state": "absent",
+                  "livepeer_network_confirm_volume_removal": "yes, delete all models"}
+ONLY_THE_NETWORK_ROLE = ("--tags", "livepeer_network")
+
+
+def volume_exists(host: LabHost, volume: str) -> bool:
+    return host.exec("docker", "volume", "inspect", volume, check=False).returncode == 0
+
+
+def test_the_model_volume_is_deleted_only_when_confirmed_and_unused(fault_lab: FaultLab,
+                                                                    converged: LabHost) -> None:
+    volume = model_volume()
+
+    def remove_volume(*options: str) -> PlayResult:
+        return fault_lab.runner.run("site.yml", converged.name, VOLUME_REMOVAL,
+                                    options=(*ONLY_THE_NETWORK_ROLE, *options))
+
+    in_use = remove_volume()
+    assert in_use.returncode != 0, f"deleting a volume in use passed:\n{in_use.describe()}"
+    failure = in_use.the_failure_of(converged.name)
+    assert failure.task == "lpfleet.ai.livepeer_network : Refuse to delete the model volume while containers use it", \
+        in_use.describe()
+    assert_names(failure.msg, f"{converged.name}: livepeer_network_ollama_volume_state is absent, but the containers "
+                 f"ollama still use the volume {volume}", "Fix:",
+                 "livepeer_network_ollama_volume_state: present", result=in_use)
+    assert in_use.recap[converged.name]["changed"] == 0, in_use.describe()
+    assert volume_exists(converged, volume)
+
+    converged.exec("docker", "compose", "-f", stack_compose_file(), "down", timeout=180)
+    dry_run = remove_volume("--check")
+    assert dry_run.returncode == 0, dry_run.describe()
+    assert dry_run.recap[converged.name]["changed"] == 1, dry_run.describe()
+    assert volume_exists(converged, volume), "check mode deleted the volume"
+
+    deleted = remove_volume()
+    assert deleted.returncode == 0, deleted.describe()
+    assert deleted.recap[converged.name]["changed"] == 1, deleted.describe()
+    assert not volume_exists(converged, volume), "the confirmed deletion left the volume"
+
+    again = remove_volume()
+    assert again.returncode == 0 and again.recap[converged.name]["changed"] == 0, again.describe()
