@@ -29,6 +29,19 @@ BODY_HEAD_BYTES = 200
 T = TypeVar("T")
 
 
+class Clock:
+    """The time that deadlines and retry delays are measured in; tests swap in a fake one."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+CLOCK = Clock()
+
+
 class RequestFailed(Exception):
     """A request that got no usable answer."""
 
@@ -200,11 +213,11 @@ class Stream:
         """Non-empty lines until the end of the stream.
 
         Raises RequestFailed: retryable when the stream stalls (no byte for stall_timeout)
-        or is cut; not retryable when the overall deadline (time.monotonic()) passes.
+        or is cut; not retryable when the overall deadline (CLOCK.monotonic()) passes.
         A read can overrun the deadline by at most stall_timeout.
         """
         while True:
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and CLOCK.monotonic() > deadline:
                 raise self.fail("the overall timeout passed while the answer was still arriving")
             try:
                 raw = self._response.readline()
@@ -242,11 +255,11 @@ def backoff_delays(first: float, retries: int) -> list[float]:
 
 def call_with_retries(call: Callable[[int], T], delays: Iterable[float], deadline: float,
                       on_retry: Optional[Callable[[RequestFailed, float], None]] = None,
-                      sleep: Callable[[float], None] = time.sleep) -> T:
+                      sleep: Optional[Callable[[float], None]] = None) -> T:
     """Call `call(attempt)` until it returns; retry retryable RequestFailed after each delay in turn.
 
     Stops (re-raising the last failure, with `attempts` set) when the failure is not
-    retryable, the delays run out, or the next try would start after `deadline` (time.monotonic()).
+    retryable, the delays run out, or the next try would start after `deadline` (CLOCK.monotonic()).
     """
     remaining_delays = iter(delays)
     attempt = 1
@@ -256,9 +269,9 @@ def call_with_retries(call: Callable[[int], T], delays: Iterable[float], deadlin
         except RequestFailed as failure:
             failure.attempts = attempt
             delay = next(remaining_delays, None) if failure.retryable else None
-            if delay is None or time.monotonic() + delay > deadline:
+            if delay is None or CLOCK.monotonic() + delay > deadline:
                 raise
             if on_retry is not None:
                 on_retry(failure, delay)
-            sleep(delay)
+            (sleep or CLOCK.sleep)(delay)
             attempt += 1

@@ -190,6 +190,7 @@ from typing import Any, Callable, Optional
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lpfleet.ai.plugins.module_utils.http import (
+    CLOCK,
     RequestFailed,
     Stream,
     backoff_delays,
@@ -331,7 +332,7 @@ class Ollama:
         self.delays = delays
 
     def _timeout(self, longest: float = REQUEST_TIMEOUT) -> float:
-        return max(1.0, min(longest, self.deadline - time.monotonic()))
+        return max(1.0, min(longest, self.deadline - CLOCK.monotonic()))
 
     def _retrying(self, call: Callable[[], Any]) -> Any:
         return call_with_retries(lambda _attempt: call(), self.delays, self.deadline)
@@ -513,15 +514,15 @@ def main() -> None:
     problem = bad_input(params)
     if problem:
         module.fail_json(msg=problem)
-    started = time.monotonic()
+    started = CLOCK.monotonic()
     api = Ollama(base_url(params["url"]), started + params["timeout"],
                  backoff_delays(params["retry_delay"], params["retries"]))
     try:
         result = STATES[params["state"]](api, params, module.check_mode)
     except RequestFailed as failure:
         module.fail_json(msg=failure_message(params, failure), attempts=failure.attempts,
-                         duration=round(time.monotonic() - started, 2), **failure.as_dict())
-    module.exit_json(duration=round(time.monotonic() - started, 2), **result)
+                         duration=round(CLOCK.monotonic() - started, 2), **failure.as_dict())
+    module.exit_json(duration=round(CLOCK.monotonic() - started, 2), **result)
 
 
 if __name__ == "__main__":

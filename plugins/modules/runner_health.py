@@ -128,12 +128,12 @@ checks:
 
 import itertools
 import json
-import time
 from typing import Any, Callable, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lpfleet.ai.plugins.module_utils.http import (
+    CLOCK,
     HttpResponse,
     RequestFailed,
     Stream,
@@ -242,7 +242,7 @@ def probe_llm_stream(runner: Runner, params: dict[str, Any]) -> tuple[HttpRespon
         if stream.content_type.split(";")[0].strip().lower() != "text/event-stream":
             raise stream.fail("expected content type text/event-stream")
         pieces, done = [], False
-        for data in sse_data(stream.lines(time.monotonic() + runner.llm_timeout)):
+        for data in sse_data(stream.lines(CLOCK.monotonic() + runner.llm_timeout)):
             if done:
                 raise stream.fail("an event followed data: [DONE]")
             if data == "[DONE]":
@@ -258,7 +258,7 @@ def probe_llm_stream(runner: Runner, params: dict[str, Any]) -> tuple[HttpRespon
 def run_check(probe: Callable[[], tuple[HttpResponse, dict[str, Any]]], deadline: float,
               interval: float) -> dict[str, Any]:
     """Run a probe, retrying until the deadline; always returns the check's record."""
-    started = time.monotonic()
+    started = CLOCK.monotonic()
     tries = [0]
 
     def attempt(number: int) -> tuple[HttpResponse, dict[str, Any]]:
@@ -272,7 +272,7 @@ def run_check(probe: Callable[[], tuple[HttpResponse, dict[str, Any]]], deadline
     else:
         record = dict(ok=True, url=response.url, status_code=response.status, content_type=response.content_type,
                       detail="ok", body_head=response.body[:200].decode("utf-8", "replace"), **extras)
-    return dict(record, attempts=tries[0], seconds=round(time.monotonic() - started, 3))
+    return dict(record, attempts=tries[0], seconds=round(CLOCK.monotonic() - started, 3))
 
 
 def skipped(reason: str) -> dict[str, Any]:
@@ -280,7 +280,7 @@ def skipped(reason: str) -> dict[str, Any]:
 
 
 def run_checks(runner: Runner, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    deadline = time.monotonic() + params["deadline"]
+    deadline = CLOCK.monotonic() + params["deadline"]
     interval = params["interval"]
     seen: dict[str, Any] = {"status": None}
     checks = {"health": run_check(lambda: probe_health(runner, params["allow_loading"], seen), deadline, interval)}

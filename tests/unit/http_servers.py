@@ -346,6 +346,25 @@ class RunnerServer(FixtureServer):
         handler.end_chunked()
 
 
+class FakeClock:
+    """Stands in for module_utils.http.CLOCK: time moves only when the code under test sleeps.
+
+    Deadlines and retry counts then do not depend on how busy the machine is; requests
+    still go to real local servers, with real (generous) socket timeouts.
+    """
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 def run_module(main, args: dict[str, Any]) -> dict[str, Any]:
     """Run an Ansible module's main() in this process; its JSON result, with `failed` set on failure."""
     output = io.StringIO()

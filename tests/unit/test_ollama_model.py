@@ -141,7 +141,7 @@ def test_the_overall_timeout_stops_a_slow_pull():
     with OllamaServer(line_delay=0.2) as server:
         result = run(server, timeout=0.5, **FAST)
     assert result["failed"] and "overall timeout" in result["msg"]
-    assert result["duration"] < 3
+    assert result["duration"] < 10  # generous: the point is that it stops, not how fast on a busy machine
 
 
 def test_a_server_that_is_down_fails_naming_url_and_fix():

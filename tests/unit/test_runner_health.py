@@ -5,14 +5,23 @@ from pathlib import Path
 
 import pytest
 import yaml
-from http_servers import RunnerServer, run_module
+from http_servers import FakeClock, RunnerServer, run_module
 
 from ansible_collections.lpfleet.ai.plugins.module_utils import http
 from ansible_collections.lpfleet.ai.plugins.modules import runner_health
 
 MODEL_ID = RunnerServer.MODEL_ID
-FAST = {"interval": 0.05, "deadline": 1, "llm_timeout": 0.5, "request_timeout": 0.5}
+# Deadlines and intervals are on the fake clock (see fake_clock); socket timeouts are real and generous.
+FAST = {"interval": 0.05, "deadline": 1, "llm_timeout": 10, "request_timeout": 10}
 OPENAPI = Path(__file__).resolve().parents[2] / ".." / "shared" / "contracts" / "ai-runner.openapi.yaml"
+
+
+@pytest.fixture(autouse=True)
+def fake_clock(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(http, "CLOCK", clock)
+    monkeypatch.setattr(runner_health, "CLOCK", clock)
+    return clock
 
 
 def run(server, **args):
