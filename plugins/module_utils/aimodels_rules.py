@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping
 from urllib.parse import urlsplit
+
+from ansible_collections.lpfleet.ai.plugins.module_utils.secrets import MASK, mask_value, secret_values
 
 PIPELINES = (
     "text-to-image",
@@ -57,7 +60,17 @@ FIELD_TYPES = {
     "optimization_flags": "object",
 }
 
-MASK = "********"
+# go-livepeer's live app names: the model_id of a managed live-video-to-video entry
+# (streamdiffusion has variants: streamdiffusion-sdxl, ...).
+LIVE_APPS = ("comfyui", "scope", "noop", "segment_anything_2", "streamdiffusion")
+
+# Go's int is 64 bits on the platforms go-livepeer ships for.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+# Fields go-livepeer cannot read as null (the rest read null as their zero value).
+NOT_NULLABLE = ("price_per_unit", "pixels_per_unit")
+# Fields whose zero value ("") breaks the entry: no pipeline, no model.
+REQUIRED_STRINGS = ("pipeline", "model_id")
 
 _NUMBER_WITH_CURRENCY = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]*)\s*$")
 _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -106,9 +119,8 @@ class Report:
 
 
 def _masked(name: str | None, value: Any) -> Any:
-    if name is not None and name.lower() == "token" and value is not None:
-        return MASK
-    return value
+    """The value as a finding may show it: secret-looking keys and URL passwords masked."""
+    return mask_value(name.split(".")[-1] if name else name, value)
 
 
 class _JSONObject(dict):
@@ -167,6 +179,11 @@ def validate_document(
     known_models: Mapping[str, str | None] | None = None,
 ) -> Report:
     """Check decoded JSON: it must be an array of objects; then every entry is checked."""
+    if data is None:
+        report = Report()
+        report.warn(None, None, None, "the file is null; go-livepeer reads it as no entries and serves no AI model.",
+                    "write [] for no models, or the entries in [ ... ].")
+        return report
     if not isinstance(data, list):
         report = Report()
         report.error(
@@ -235,14 +252,12 @@ def _fold_keys(report: Report, index: int, entry: dict) -> dict[str, tuple[str, 
         folded = key.lower() if isinstance(key, str) else str(key)
         written.setdefault(folded, []).append(key)
         view[folded] = (key, value)
+    values: dict[str, list[Any]] = {}
+    for key, value in _pairs(entry):
+        values.setdefault(key.lower() if isinstance(key, str) else str(key), []).append(value)
     for folded, keys in written.items():
         if len(keys) > 1:
-            report.error(
-                index, keys[-1], None,
-                "the key is given %d times (%s); go-livepeer matches keys case-insensitively and silently uses "
-                "the last one." % (len(keys), ", ".join(repr(k) for k in keys)),
-                "keep one '%s' key." % (folded if folded in FIELD_TYPES else keys[-1]),
-            )
+            _check_duplicate(report, index, folded, keys, values[folded])
     for folded, (key, value) in view.items():
         if folded not in FIELD_TYPES:
             close = difflib.get_close_matches(folded, list(FIELD_TYPES), n=1)
@@ -255,13 +270,42 @@ def _fold_keys(report: Report, index: int, entry: dict) -> dict[str, tuple[str, 
     return view
 
 
+def _check_duplicate(report: Report, index: int, folded: str, keys: list[str], values: list[Any]) -> None:
+    """go-livepeer decodes every occurrence in order: an earlier value it cannot decode stops the node."""
+    given = "the key is given %d times (%s); go-livepeer matches keys case-insensitively" % (
+        len(keys), ", ".join(repr(k) for k in keys))
+    fix = "keep one '%s' key." % (folded if folded in FIELD_TYPES else keys[-1])
+    broken = [value for value in values[:-1] if folded in FIELD_TYPES and not go_decodes(folded, value)]
+    if broken:
+        report.error(index, keys[-1], None,
+                     "%s and decodes each in turn: the earlier value %s stops the node although the last one "
+                     "is valid." % (given, json.dumps(_masked(folded, broken[0]), default=str)), fix)
+    else:
+        report.warn(index, keys[-1], None, "%s and uses the last one." % given, fix)
+
+
+def go_decodes(name: str, value: Any) -> bool:
+    """Whether Go's encoding/json (and big.Rat for prices) reads VALUE into go-livepeer's field NAME."""
+    if value is None:
+        return name not in NOT_NULLABLE
+    if not _has_type(value, FIELD_TYPES[name]):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    if FIELD_TYPES[name] == "integer":
+        return INT64_MIN <= value <= INT64_MAX
+    return True
+
+
 def _check_entry(
     report: Report, index: int, entry: Any, known_models: Mapping[str, str | None]
 ) -> dict[str, tuple[str, Any]] | None:
     if not isinstance(entry, dict):
+        consequence = (" go-livepeer reads null as an empty entry, which has no pipeline, and stops."
+                       if entry is None else "")
         report.error(
             index, None, entry,
-            "each entry must be a JSON object, not a %s." % _json_type_name(entry),
+            "each entry must be a JSON object, not a %s.%s" % (_json_type_name(entry), consequence),
             'write {"pipeline": ..., "model_id": ..., "price_per_unit": ...}.',
         )
         return None
@@ -274,10 +318,13 @@ def _check_entry(
         return view[name][1] if typed_ok.get(name) else None
 
     _check_required(report, index, view)
-    _check_pipeline(report, index, view, value_of("pipeline"))
-    _check_model_id(report, index, view, value_of("model_id"), known_models)
+    pipeline = _check_pipeline(report, index, view, value_of("pipeline"))
+    if pipeline == "live-video-to-video" and not value_of("url"):
+        _check_live_app(report, index, view, value_of("model_id"))
+    else:
+        _check_model_id(report, index, view, value_of("model_id"), known_models)
     _check_prices(report, index, view, value_of("price_per_unit"), value_of("pixels_per_unit"))
-    _check_url_and_token(report, index, view, value_of("url"), value_of("pipeline"))
+    _check_url_and_token(report, index, view, value_of("url"), pipeline)
     _check_capacity(report, index, view, value_of("capacity"), value_of("url"))
     _check_currency(report, index, view, value_of("currency"))
     _check_optimization_flags(report, index, view, value_of("optimization_flags"))
@@ -308,14 +355,48 @@ def _has_type(value: Any, expected: str) -> bool:
     return isinstance(value, dict)
 
 
+def _check_null(report: Report, index: int, name: str, key: str) -> None:
+    fix = "leave the key out, or write %s." % _TYPE_FIX[FIELD_TYPES[name]]
+    if name in NOT_NULLABLE:
+        report.error(index, key, None, "is null; go-livepeer cannot read null as a price and stops.", fix)
+    elif name in REQUIRED_STRINGS:
+        report.error(index, key, None, "is null, which go-livepeer reads as an empty string: the entry has no %s "
+                     "and the node stops." % name.replace("_", " "), fix)
+    else:
+        report.warn(index, key, None, "is null; go-livepeer reads it as the zero value (false, \"\", 0 or none), "
+                    "lpfleet would leave the key out.", fix)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+_UNCLEAN_CONSEQUENCE = {
+    "url": "Go's url.Parse refuses it, every start-up health poll fails and the node stops after 2 minutes",
+    "token": "it is not a valid HTTP header value, every start-up health poll fails and the node stops after "
+             "2 minutes",
+    "pipeline": "go-livepeer finds no such capability and panics",
+}
+
+
+def _check_clean(report: Report, index: int, name: str, key: str, value: str) -> bool:
+    """Strings go-livepeer compares or sends as they are: no control character, no surrounding whitespace."""
+    if _CONTROL.search(value):
+        problem = "holds a control character (%r)" % _CONTROL.search(value).group(0)
+    elif value != value.strip():
+        problem = "has whitespace around it"
+    else:
+        return True
+    consequence = _UNCLEAN_CONSEQUENCE.get(
+        name, "go-livepeer uses it exactly as written, so it would never match what gateways and runners send")
+    report.error(index, key, value, "%s; %s." % (problem, consequence),
+                 "remove the control characters and the surrounding whitespace (a stray newline or tab from "
+                 "a copy and paste, or a YAML block scalar without '-').")
+    return False
+
+
 def _check_type(report: Report, index: int, name: str, key: str, value: Any, currency: Any) -> bool:
     expected = FIELD_TYPES[name]
     if value is None:
-        report.error(
-            index, key, None,
-            "null is not a value lpfleet accepts here (go-livepeer either ignores it or cannot read it).",
-            "leave the key out, or write %s." % _TYPE_FIX[expected],
-        )
+        _check_null(report, index, name, key)
         return False
     if name == "price_per_unit" and isinstance(value, str):
         report.error(index, key, value, *_string_price_problem(value, currency))
@@ -328,6 +409,17 @@ def _check_type(report: Report, index: int, name: str, key: str, value: Any, cur
             "write %s." % _TYPE_FIX[expected],
         )
         return False
+    if isinstance(value, float) and not math.isfinite(value):
+        report.error(index, key, value,
+                     "is not a finite number; JSON has no Infinity or NaN, so go-livepeer could not parse the file.",
+                     "write a finite JSON number, e.g. 4768371 or 0.18.")
+        return False
+    if expected == "integer" and not INT64_MIN <= value <= INT64_MAX:
+        report.error(index, key, value, "does not fit go-livepeer's 64-bit integer; the node stops reading the file.",
+                     "write a whole number between 1 and %d." % INT64_MAX)
+        return False
+    if isinstance(value, str):
+        return _check_clean(report, index, name, key, value)
     if name == "optimization_flags":
         return _check_flag_types(report, index, key, value)
     return True
@@ -377,10 +469,31 @@ def _check_required(report: Report, index: int, view: Mapping[str, tuple[str, An
                      'add "price_per_unit": a JSON number (wei, or with "currency": "USD").')
 
 
-def _check_pipeline(report: Report, index: int, view: Mapping[str, tuple[str, Any]], pipeline: Any) -> None:
+def _capability_name(pipeline: str) -> str:
+    """go-livepeer's lookup key: first letter upper case, '-' read as a space."""
+    return (pipeline[:1].upper() + pipeline[1:]).replace("-", " ")
+
+
+_PIPELINE_BY_CAPABILITY = {_capability_name(name): name for name in PIPELINES}
+
+
+def _check_pipeline(report: Report, index: int, view: Mapping[str, tuple[str, Any]], pipeline: Any) -> Any:
+    """Reports the pipeline's problems; returns the AI pipeline it names (None when it names none)."""
     if pipeline is None or pipeline in PIPELINES:
-        return
+        return pipeline
     key = view["pipeline"][0]
+    canonical = _PIPELINE_BY_CAPABILITY.get(_capability_name(pipeline))
+    if canonical is not None:
+        if _view_is_warm_managed(view):
+            report.error(index, key, pipeline,
+                         "go-livepeer finds the capability, but a warm managed entry needs the exact name to find "
+                         "its container port and crashes the node ('slice bounds out of range').",
+                         "write '%s'." % canonical)
+        else:
+            report.warn(index, key, pipeline,
+                        "go-livepeer reads it as '%s' (it upper-cases the first letter and reads '-' as a space); "
+                        "lpfleet writes the exact name." % canonical, "write '%s'." % canonical)
+        return canonical
     if pipeline.lower() in PIPELINES:
         fix = "write '%s' (pipeline names are lower case)." % pipeline.lower()
     else:
@@ -388,6 +501,31 @@ def _check_pipeline(report: Report, index: int, view: Mapping[str, tuple[str, An
         fix = ("write '%s'." % close[0]) if close else "use one of %s." % ", ".join(PIPELINES)
     report.error(index, key, pipeline,
                  "is not a pipeline go-livepeer knows; it panics with 'Pipeline is not valid capability'.", fix)
+    return None
+
+
+def _view_is_warm_managed(view: Mapping[str, tuple[str, Any]]) -> bool:
+    return is_warm_managed({name: value for name, (_key, value) in view.items()})
+
+
+def _is_live_app(model_id: str) -> bool:
+    return model_id in LIVE_APPS or model_id.startswith("streamdiffusion")
+
+
+def _check_live_app(report: Report, index: int, view: Mapping[str, tuple[str, Any]], model_id: Any) -> None:
+    """A managed live-video-to-video entry names a live app, not a Hugging Face id."""
+    if model_id is None or _is_live_app(model_id):
+        return
+    key = view["model_id"][0]
+    message = ("is not a live app go-livepeer knows (%s); for live-video-to-video the model_id names the app"
+               % ", ".join(LIVE_APPS))
+    fix = ("write one of %s, or give the app an image in go-livepeer's -aiRunnerImageOverrides 'live' and "
+           "leave warm off." % ", ".join(LIVE_APPS))
+    if _view_is_warm_managed(view):
+        report.error(index, key, model_id, message + ": a warm entry stops the node.", fix)
+    else:
+        report.warn(index, key, model_id, message + ": go-livepeer only logs it for a cold entry, unless "
+                    "-aiRunnerImageOverrides gives it an image.", fix)
 
 
 def _check_model_id(
@@ -570,7 +708,8 @@ def is_warm_managed(entry: Mapping[str, Any]) -> bool:
 def _check_warm_slots(
     report: Report, views: list[dict[str, tuple[str, Any]] | None], gpu_count: int, containers_per_gpu: int
 ) -> None:
-    slots = max(gpu_count, 0) * max(containers_per_gpu, 1)
+    # Without GPUs go-livepeer runs without -nvidia and has one emulated slot.
+    slots = gpu_count * max(containers_per_gpu, 1) if gpu_count > 0 else 1
     used = 0
     for index, view in enumerate(views):
         if view is None or not is_warm_managed({name: value for name, (_key, value) in view.items()}):
@@ -580,12 +719,17 @@ def _check_warm_slots(
         if used > slots:
             report.error(
                 index, view.get("warm", ("warm", None))[0], True,
-                "this warm managed entry needs container slot %d, but the host has %d (%d GPU(s) x %d container(s) "
-                "per GPU); go-livepeer stops with 'insufficient capacity'." % (used, slots, gpu_count,
-                                                                               containers_per_gpu),
+                "this warm managed entry needs container slot %d, but the host has %d (%s); go-livepeer stops with "
+                "'insufficient capacity'." % (used, slots, _slots_said(gpu_count, containers_per_gpu)),
                 "set warm: false, serve the model through url, or give the node more GPUs "
                 "(-aiRunnerContainersPerGPU only helps when the models fit in VRAM together).",
             )
+
+
+def _slots_said(gpu_count: int, containers_per_gpu: int) -> str:
+    if gpu_count > 0:
+        return "%d GPU(s) x %d container(s) per GPU" % (gpu_count, containers_per_gpu)
+    return "no GPU: go-livepeer runs without -nvidia, with one emulated slot"
 
 
 def canonical_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -604,7 +748,9 @@ def canonical_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 def render(entries: Iterable[Mapping[str, Any]]) -> str:
     """lpfleet's canonical aiModels.json text: 2-space indent, stable key order, trailing newline."""
-    return json.dumps([canonical_entry(entry) for entry in entries], indent=2, ensure_ascii=False) + "\n"
+    # allow_nan=False: a value JSON cannot hold (Infinity, NaN) raises instead of being written.
+    return json.dumps([canonical_entry(entry) for entry in entries], indent=2, ensure_ascii=False,
+                      allow_nan=False) + "\n"
 
 
 def render_document(data: Any) -> str | None:
@@ -612,6 +758,11 @@ def render_document(data: Any) -> str | None:
     if not isinstance(data, list) or not all(isinstance(entry, dict) for entry in data):
         return None
     return render(data)
+
+
+def secrets_in(data: Any) -> list[str]:
+    """Every secret in decoded entries: tokens, values of secret-looking keys, URL passwords."""
+    return secret_values(data)
 
 
 def tokens_in(data: Any) -> list[str]:

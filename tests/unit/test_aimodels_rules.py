@@ -129,9 +129,23 @@ def test_optimization_flag_values_must_be_bool_or_string():
     assert "EnvValue" in error.message
 
 
-def test_null_is_refused():
-    error = only_error([entry(warm=None)], "warm")
-    assert "leave the key out" in error.fix
+def test_null_reads_as_the_zero_value_and_draws_a_warning():
+    for field in ("warm", "capacity", "gateway", "url", "optimization_flags"):
+        warning = only_warning([entry(**{field: None})], field)
+        assert "zero value" in warning.message and "leave the key out" in warning.fix
+
+
+@pytest.mark.parametrize("field", ["price_per_unit", "pixels_per_unit", "pipeline", "model_id"])
+def test_null_is_refused_where_go_livepeer_stops(field):
+    error = only_error([entry(LLM, **{field: None})], field)
+    assert "null" in error.message and "stops" in error.message
+
+
+def test_a_null_entry_is_refused_and_a_null_file_is_no_entries():
+    error = rules.validate_entries([None]).errors[0]
+    assert error.index == 0 and "no pipeline" in error.message
+    report = rules.validate_document(None)
+    assert report.errors == [] and "no entries" in report.warnings[0].message
 
 
 # --- keys: case-insensitive, duplicates, unknown --------------------------------------------
@@ -143,16 +157,25 @@ def test_keys_match_case_insensitively_like_go():
     assert report.errors == [] and report.warnings == []
 
 
-def test_duplicate_keys_differing_by_case_are_an_error():
-    error = only_error([entry(Pipeline="image-to-image")], "Pipeline")
-    assert "2 times" in error.message and "uses the last one" in error.message
+def test_duplicate_keys_with_valid_values_draw_a_warning():
+    warning = only_warning([entry(Pipeline="image-to-image")], "Pipeline")
+    assert "2 times" in warning.message and "uses the last one" in warning.message
 
 
-def test_exact_duplicate_keys_in_a_file_are_an_error():
+def test_exact_duplicate_keys_in_a_file_draw_a_warning():
     data, _ = rules.parse_document('[{"pipeline": "llm", "pipeline": "llm", "model_id": "a/b", '
                                    '"price_per_unit": 1, "url": "http://r:1"}]')
     report = rules.validate_document(data)
-    assert [f.field for f in report.errors] == ["pipeline"]
+    assert report.errors == [] and [f.field for f in report.warnings] == ["pipeline"]
+
+
+@pytest.mark.parametrize("first", ['"1"', "true", "null"])
+def test_duplicate_key_whose_earlier_value_go_cannot_decode_is_an_error(first):
+    data, _ = rules.parse_document('[{"pipeline": "llm", "model_id": "a/b", "price_per_unit": ' + first
+                                   + ', "Price_Per_Unit": 1, "url": "http://r:1"}]')
+    report = rules.validate_document(data)
+    assert [f.field for f in report.errors] == ["Price_Per_Unit"]
+    assert "earlier value" in report.errors[0].message and "stops the node" in report.errors[0].message
 
 
 def test_unknown_key_is_a_warning_with_a_suggestion():
@@ -388,3 +411,106 @@ def test_render_document_normalises_formatting_only():
 
 def test_tokens_in_finds_tokens_under_any_key_case():
     assert rules.tokens_in([{"Token": "a"}, {"token": ""}, "x", {"url": "b"}]) == ["a"]
+
+
+# --- issue 12: numbers, clean strings, go-livepeer's lookup, live apps, secrets ---------------
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize("field", ["price_per_unit", "pixels_per_unit"])
+def test_non_finite_numbers_are_refused(field, value):
+    error = only_error([entry(LLM, **{field: value})], field)
+    assert "not a finite number" in error.message and "Infinity" in error.message
+
+
+def test_the_writer_cannot_emit_non_finite_numbers():
+    with pytest.raises(ValueError):
+        rules.render([entry(price_per_unit=float("nan"))])
+
+
+@pytest.mark.parametrize("capacity", [2**63, -(2**63) - 1, 10**30])
+def test_capacity_beyond_int64_is_refused(capacity):
+    error = only_error([entry(LLM, capacity=capacity)], "capacity")
+    assert "64-bit" in error.message
+
+
+def test_capacity_at_int64_max_fits():
+    report = rules.validate_entries([entry(LLM, capacity=2**63 - 1)])
+    assert not [f for f in report.errors if f.field == "capacity"]
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("model_id", "meta-llama/Meta-Llama-3.1-8B-Instruct\n", "control character"),
+    ("model_id", " meta-llama/Meta-Llama-3.1-8B-Instruct", "whitespace"),
+    ("url", "http://llm_runner:8000\t", "url.Parse"),
+    ("url", " http://llm_runner:8000", "url.Parse"),
+    ("token", "abc\ndef", "header value"),
+    ("token", "abc ", "header value"),
+    ("pipeline", "llm\n", "panics"),
+    ("gateway", "default\x7f", "control character"),
+    ("currency", "USD ", "whitespace"),
+])
+def test_control_characters_and_surrounding_whitespace_are_refused(field, value, says):
+    error = only_error([entry(LLM, **{field: value})], field)
+    assert says in error.message and "Fix" in error.describe()
+    if field == "token":
+        assert "abc" not in error.describe()
+
+
+@pytest.mark.parametrize("pipeline", ["Llm", "Text-to-image", "text to image"])
+def test_pipeline_variants_go_livepeer_finds_draw_a_warning_when_cold_or_external(pipeline):
+    base = LLM if pipeline == "Llm" else entry(warm=False)
+    warning = only_warning([entry(base, pipeline=pipeline)], "pipeline")
+    assert "lpfleet writes the exact name" in warning.message
+
+
+def test_pipeline_variant_on_a_warm_managed_entry_crashes_the_node():
+    error = only_error([entry(pipeline="Text-to-image")], "pipeline")
+    assert "slice bounds out of range" in error.message and "write 'text-to-image'" in error.fix
+
+
+def test_pipeline_variant_counts_as_its_pipeline_for_later_rules():
+    report = rules.validate_entries([entry(LLM, pipeline="Llm", url=...)])
+    assert any(f.field == "url" and "managed LLM container" in f.message for f in report.warnings)
+
+
+@pytest.mark.parametrize("app", ["comfyui", "scope", "noop", "segment_anything_2", "streamdiffusion",
+                                 "streamdiffusion-sdxl"])
+def test_live_video_to_video_takes_live_app_names(app):
+    report = rules.validate_entries([entry(pipeline="live-video-to-video", model_id=app)])
+    assert report.errors == [] and report.warnings == []
+
+
+def test_unknown_live_app_stops_a_warm_entry_and_warns_on_a_cold_one():
+    error = only_error([entry(pipeline="live-video-to-video", model_id="myapp")], "model_id")
+    assert "stops the node" in error.message and "comfyui" in error.fix
+    warning = only_warning([entry(pipeline="live-video-to-video", model_id="myapp", warm=False)], "model_id")
+    assert "only logs" in warning.message
+
+
+def test_live_video_to_video_hugging_face_id_on_a_managed_entry_is_not_an_app():
+    error = only_error([entry(pipeline="live-video-to-video", model_id="stabilityai/sd-turbo")], "model_id")
+    assert "live app" in error.message
+
+
+def test_without_gpus_go_livepeer_has_one_emulated_slot():
+    assert rules.validate_entries([entry()], gpu_count=0).errors == []
+    error = only_error([entry(), entry(pipeline="image-to-image", model_id="ByteDance/SDXL-Lightning")],
+                       "warm", gpu_count=0)
+    assert "without -nvidia" in error.message
+
+
+@pytest.mark.parametrize("key", ["tokne", "Authorization", "api_key", "password", "client_secret"])
+def test_values_of_secret_looking_unknown_keys_are_masked(key):
+    warning = only_warning([entry(**{key: "Bearer s3cr3t-value"})], key)
+    assert warning.value == rules.MASK and "s3cr3t" not in warning.describe()
+
+
+def test_url_passwords_are_masked_in_findings_and_found_as_secrets():
+    url = "http://user:pa55word@llm_runner:8000"
+    report = rules.validate_entries([entry(LLM, url=url, pipeline="Llm")])
+    shown = " ".join(f.describe() for f in report.errors + report.warnings)
+    assert "pa55word" not in shown
+    assert set(rules.secrets_in([entry(LLM, url=url, token="tok")])) == {"pa55word", "tok"}
+    error = only_error([entry(LLM, url=url + "\n")], "url")
+    assert "pa55word" not in error.describe() and "user:********@" in error.describe()
