@@ -14,6 +14,8 @@ import re
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -272,20 +274,33 @@ class RunnerServer(FixtureServer):
     `health` lists the answers of successive /health calls (the last one repeats): a status such
     as "OK", "LOADING" or "ERROR", or "text/plain" (200 with a non-JSON content type) or "500".
     `llm` is how /llm behaves: "ok", "slow" (answers after `llm_delay` s), "malformed" (200
-    without choices), "no_done" (a stream without `data: [DONE]`) or "500". With `token`, every
-    endpoint answers 401 unless the request carries it as a bearer token.
+    without choices), "no_done" (a stream without `data: [DONE]`), "500", "no_choices_event" (a
+    stream event without choices mid-stream, as upstream ai-runner sends on an error),
+    "form_protocol" (go-livepeer's pre-2025 /llm: a JSON body gets FastAPI's 422 for the missing
+    form field `prompt`) or "form_answer" (200 with the pre-2025 answer {response, tokens_used}).
+    With `token`, every endpoint answers 401 unless the request carries it as a bearer token.
+
+    With `ollama` (an OllamaServer), a served /llm first loads `ask_tag` there through its HTTP
+    API (`/api/generate`), pulling it first with `pull`; when Ollama does not have it, /llm
+    answers 500 with Ollama's error, as a runner passes it on. `ignore_model` serves any `model`
+    and answers with MODEL_ID.
     """
 
     MODEL_ID = "meta-llama/Meta-Llama-3.1-8B-Instruct"
 
     def __init__(self, health: list[str] | None = None, llm: str = "ok", token: str | None = None,
-                 llm_delay: float = 2.0, hardware: bool = True) -> None:
+                 llm_delay: float = 2.0, hardware: bool = True, ollama: OllamaServer | None = None,
+                 ask_tag: str = "llama3.1:8b", pull: bool = False, ignore_model: bool = False) -> None:
         super().__init__()
         self.health = list(health or ["OK"])
         self.llm = llm
         self.token = token
         self.llm_delay = llm_delay
         self.hardware = hardware
+        self.ollama = ollama
+        self.ask_tag = ask_tag
+        self.pull = pull
+        self.ignore_model = ignore_model
 
     def handle(self, handler: _Handler, body: Any) -> None:
         if self.token and handler.headers.get("Authorization") != f"Bearer {self.token}":
@@ -320,11 +335,34 @@ class RunnerServer(FixtureServer):
                 "created": int(time.time()), "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11},
                 "choices": [dict({"index": 0}, **choice)]}
 
+    def ask_ollama(self) -> str | None:
+        """Load ask_tag in the Ollama (pulling it first with `pull`); Ollama's error, or None."""
+        if self.ollama is None:
+            return None
+        calls = ([("/api/pull", {"model": self.ask_tag, "stream": False})] if self.pull else []) + [
+            ("/api/generate", {"model": self.ask_tag})]
+        for path, payload in calls:
+            request = urllib.request.Request(self.ollama.url + path, json.dumps(payload).encode(), method="POST",
+                                             headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    answer.read()
+            except urllib.error.HTTPError as error:
+                return json.loads(error.read()).get("error", str(error))
+        return None
+
     def answer_llm(self, handler: _Handler, body: Any) -> None:
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        if self.llm == "form_protocol":
+            handler.send_json(422, {"detail": [{"type": "missing", "loc": ["body", "prompt"], "msg": "Field required",
+                                                "input": None}]})
+        elif not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             handler.send_json(422, {"detail": [{"loc": ["body", "messages"], "msg": "Field required"}]})
-        elif body.get("model") not in ("", None, self.MODEL_ID):
+        elif body.get("model") not in ("", None, self.MODEL_ID) and not self.ignore_model:
             handler.send_json(400, {"detail": {"msg": f"model {body.get('model')} is not served here"}})
+        elif (error := self.ask_ollama()) is not None:
+            handler.send_json(500, {"detail": {"msg": f"Ollama answered 404: {error}"}})
+        elif self.llm == "form_answer":
+            handler.send_json(200, {"response": "OK", "tokens_used": 2})
         elif self.llm == "500":
             handler.send_json(500, {"detail": {"msg": "internal fault"}})
         elif self.llm == "slow" and self.released.wait(self.llm_delay):
@@ -340,6 +378,8 @@ class RunnerServer(FixtureServer):
         handler.start_chunked("text/event-stream; charset=utf-8")
         for text, reason in (("O", ""), ("K", ""), ("", "stop")):
             event = self.response(finish_reason=reason, delta={"role": "assistant", "content": text})
+            if self.llm == "no_choices_event" and text == "K":
+                event = {"error": {"message": "CUDA out of memory", "code": 500}}
             handler.send_chunk(b"data: " + json.dumps(event).encode() + b"\n\n")
         if self.llm != "no_done":
             handler.send_chunk(b"data: [DONE]\n\n")

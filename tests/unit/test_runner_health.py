@@ -1,11 +1,12 @@
 """lpfleet.ai.runner_health against the runner-like fixture server (the module run in this process)."""
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
-from http_servers import FakeClock, RunnerServer, run_module
+from http_servers import FakeClock, OllamaServer, RunnerServer, run_module
 
 from ansible_collections.lpfleet.ai.plugins.module_utils import http
 from ansible_collections.lpfleet.ai.plugins.modules import runner_health
@@ -104,8 +105,10 @@ def test_401_without_the_token():
 def test_the_token_is_sent_and_never_shown():
     with RunnerServer(token="s3cret-token") as server:
         result = run(server, token="s3cret-token", stream=True)
-    assert result["ok"]
-    assert {call["authorization"] for call in server.requests} == {"Bearer s3cret-token"}
+    assert result["ok"] and result["checks"]["token"]["ok"] and result["checks"]["token"]["status_code"] == 401
+    *with_token, probe = server.requests
+    assert {call["authorization"] for call in with_token} == {"Bearer s3cret-token"}
+    assert (probe["path"], probe["authorization"], probe["body"]["max_tokens"]) == ("/llm", None, 1)
     assert "s3cret-token" not in json.dumps(result)
 
 
@@ -159,6 +162,167 @@ def test_a_runner_that_is_down_fails_at_the_deadline():
         url = server.url
     result = run_module(runner_health.main, dict(FAST, url=url, model_id=MODEL_ID, deadline=0.2))
     assert result["failed"] and "cannot connect" in result["msg"] and result["status"] is None
+
+
+# --- what go-livepeer's protocol demands, and failures that retrying cannot change ------------------
+
+MISTRAL_ID = "mistralai/Mistral-7B-Instruct-v0.3"
+
+
+def test_an_answer_for_another_model_fails_at_once(fake_clock):
+    with RunnerServer(ignore_model=True) as server:
+        result = run(server, model_id=MISTRAL_ID, deadline=120)
+    llm = result["checks"]["llm"]
+    assert result["failed"] and llm["attempts"] == 1 and fake_clock.slept == []
+    assert f"the answer's model is '{MODEL_ID}', not the requested '{MISTRAL_ID}'" in result["msg"]
+    assert "ignores the request's model" in result["msg"]
+
+
+@pytest.mark.parametrize("llm", ["form_protocol", "form_answer"])
+def test_a_runner_of_the_pre_2025_protocol_is_named_as_such(llm, fake_clock):
+    with RunnerServer(llm=llm) as server:
+        result = run(server, deadline=120)
+    assert result["failed"] and result["checks"]["llm"]["attempts"] == 1 and fake_clock.slept == []
+    assert "pre-2025 /llm protocol (a form with prompt and model_id" in result["msg"]
+
+
+def test_a_stream_event_without_choices_fails_as_in_go_livepeer():
+    with RunnerServer(llm="no_choices_event") as server:
+        result = run(server, stream=True)
+    stream = result["checks"]["llm_stream"]
+    assert result["failed"] and result["checks"]["llm"]["ok"] and stream["attempts"] == 1
+    assert "a stream event without choices" in result["msg"] and "CUDA out of memory" in result["msg"]
+
+
+def installed_ollama(*tags: str, registry: tuple[str, ...] = ()) -> OllamaServer:
+    """An OllamaServer holding TAGS; REGISTRY: more tags a pull can fetch."""
+    server = OllamaServer()
+    for tag in (*tags, *registry):
+        server.registry.setdefault(tag, {"digest": tag.encode().hex()[:64].ljust(64, "0"),
+                                         "layers": list(OllamaServer.LAYERS)})
+    for tag in tags:
+        server.install(tag)
+    return server
+
+
+def watch(ollama: OllamaServer, tag: str = "llama3.1:8b", **more) -> dict:
+    return dict({"ollama_url": ollama.url, "ollama_name": "ollama", "ollama_tag": tag, "planned_tags": [tag]}, **more)
+
+
+def test_a_model_not_found_fails_at_once_naming_the_tag_asked_for(fake_clock):
+    with installed_ollama("llama3.1:8b") as ollama, \
+            RunnerServer(ollama=ollama, ask_tag="llama3.1:8b-instruct-q8_0") as server:
+        result = run(server, deadline=120, **watch(ollama))
+    llm = result["checks"]["llm"]
+    assert result["failed"] and llm["attempts"] == 1 and fake_clock.slept == [] and llm["status_code"] == 500
+    assert ("the runner says the model is not found (it asked for the tag llama3.1:8b-instruct-q8_0, the plan "
+            f"serves {MODEL_ID} as llama3.1:8b): retrying cannot fix it") in result["msg"]
+    assert result["checks"]["served"]["ok"] is None
+
+
+def test_a_500_that_is_not_about_the_model_is_still_retried():
+    with RunnerServer(llm="500") as server:
+        result = run(server, deadline=0.3)
+    assert result["checks"]["llm"]["attempts"] > 1 and "not found" not in result["msg"]
+
+
+def test_the_planned_tag_served_by_the_planned_ollama_passes():
+    with installed_ollama("llama3.1:8b", "mistral:7b") as ollama, RunnerServer(ollama=ollama) as server:
+        result = run(server, stream=True, **watch(ollama, planned_tags=["llama3.1:8b", "mistral:7b"]))
+    served = result["checks"]["served"]
+    assert result["ok"] and served["ok"] and served["findings"] == []
+    assert served["before"]["loaded"] == [] and served["after"]["loaded"] == ["llama3.1:8b"]
+    assert served["after"]["tags"] == ["llama3.1:8b", "mistral:7b"]
+
+
+def test_a_runner_mapping_the_model_to_another_present_tag_fails():
+    with installed_ollama("llama3.1:8b", "mistral:7b") as ollama, \
+            RunnerServer(ollama=ollama, ask_tag="mistral:7b") as server:
+        result = run(server, **watch(ollama))
+    served = result["checks"]["served"]
+    assert result["failed"] and result["checks"]["llm"]["ok"] and served["ok"] is False
+    assert result["msg"].startswith("runner check served failed: ")
+    assert (f"after the smoke requests for {MODEL_ID}, Ollama ollama does not have the plan's tag llama3.1:8b loaded "
+            "(its /api/ps lists: mistral:7b)") in result["msg"]
+    assert ("Ollama ollama has mistral:7b loaded, which the plan does not put there (it plans llama3.1:8b): the "
+            f"runner maps {MODEL_ID} to another tag") in result["msg"]
+
+
+def test_a_runner_pulling_its_own_copy_fails():
+    own = "llama3.1:8b-instruct-q4_K_M"
+    with installed_ollama("llama3.1:8b", registry=(own,)) as ollama, \
+            RunnerServer(ollama=ollama, ask_tag=own, pull=True) as server:
+        result = run(server, **watch(ollama))
+    served = result["checks"]["served"]
+    assert result["failed"] and served["before"]["tags"] == ["llama3.1:8b"]
+    assert (f"{own} appeared in Ollama ollama during the smoke requests for {MODEL_ID}; the plan pulled llama3.1:8b: "
+            "the runner pulls its own copy of the model") in result["msg"]
+
+
+def test_a_runner_talking_to_another_gpus_ollama_fails():
+    with installed_ollama("llama3.1:8b", "mistral:7b") as planned, \
+            installed_ollama("llama3.1:8b", "mistral:7b") as other, RunnerServer(ollama=other) as server:
+        result = run(server, **watch(planned, ollama_name="ollama_gpu1", other_ollamas=[
+            {"name": "ollama_gpu0", "url": other.url, "tags": ["mistral:7b"]}]))
+    served = result["checks"]["served"]
+    assert result["failed"] and served["others"] == {"ollama_gpu0": ["llama3.1:8b"]}
+    assert (f"{MODEL_ID} (tag llama3.1:8b) is loaded in Ollama ollama_gpu0, which the plan does not give it; the plan "
+            "serves it from Ollama ollama_gpu1: the runner talks to another GPU's Ollama") in result["msg"]
+
+
+def test_another_ollama_that_plans_the_same_tag_is_not_asked():
+    with installed_ollama("llama3.1:8b") as ollama, installed_ollama("llama3.1:8b") as other, \
+            RunnerServer(ollama=ollama) as server:
+        other.loaded["llama3.1:8b"] = datetime.now(UTC)
+        result = run(server, **watch(ollama, other_ollamas=[{"name": "twin", "url": other.url,
+                                                             "tags": ["llama3.1:8b"]}]))
+    assert result["ok"] and result["checks"]["served"]["others"] == {} and other.calls("/api/ps") == []
+
+
+def test_an_ollama_that_cannot_be_read_fails_the_served_check():
+    with installed_ollama("llama3.1:8b") as ollama:
+        url = ollama.url
+    with RunnerServer() as server:
+        result = run(server, ollama_url=url, ollama_tag="llama3.1:8b")
+    assert result["failed"] and result["checks"]["llm"]["ok"]
+    assert f"runner check served failed: cannot read Ollama {url}: cannot connect" in result["msg"]
+
+
+def test_a_runner_that_ignores_its_token_fails():
+    with RunnerServer() as server:
+        result = run(server, token="s3cret-token")
+    token = result["checks"]["token"]
+    assert result["failed"] and token["ok"] is False and token["status_code"] == 200 and token["attempts"] == 1
+    assert "a request without the runner's token got HTTP 200, not 401: the runner ignores its AUTH_TOKEN" \
+        in result["msg"]
+    assert "s3cret-token" not in json.dumps(result)
+
+
+def test_a_runner_that_ignores_its_token_only_warns_when_asked(capsys):
+    with RunnerServer() as server:
+        result = run(server, token="s3cret-token", token_check="warn")
+    shown = json.dumps(result.get("warnings", [])) + capsys.readouterr().err
+    assert result["ok"] and result["checks"]["token"]["ok"] is False
+    assert "runner check token failed (token_check: warn)" in shown
+
+
+def test_token_check_skip_sends_no_request_without_the_token():
+    with RunnerServer(token="s3cret-token") as server:
+        result = run(server, token="s3cret-token", token_check="skip")
+    assert result["ok"] and result["checks"]["token"]["ok"] is None
+    assert all(call["authorization"] for call in server.requests)
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"ollama_url": "http://127.0.0.1:11434"}, "ollama_url and ollama_tag go together"),
+    ({"ollama_url": "127.0.0.1:11434", "ollama_tag": "llama3.1:8b"}, "ollama_url='127.0.0.1:11434' is not an http"),
+    ({"ollama_url": "http://127.0.0.1:11434", "ollama_tag": "llama3.1:8b",
+      "other_ollamas": [{"name": "gpu0", "url": "ollama_gpu0"}]}, "other_ollamas[0].url='ollama_gpu0' is not an http"),
+])
+def test_bad_ollama_options_fail_before_any_request(args, message):
+    with RunnerServer() as server:
+        result = run(server, **args)
+    assert result["failed"] and message in result["msg"] and server.requests == []
 
 
 @pytest.mark.parametrize("args, message", [

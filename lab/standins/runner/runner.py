@@ -22,6 +22,19 @@ set), RUNNER_MODEL_MAP (JSON object of extra Hugging Face id -> Ollama tag entri
 RUNNER_REQUIRE_MODEL (1: /health says LOADING until Ollama has the default model),
 RUNNER_OLLAMA_TIMEOUT (seconds for one /api/chat call, default 300).
 
+Lab-only misbehaviour switches (RUNNER_LAB_*; lpfleet never sets them, no real image reads them).
+Each makes the stand-in misbehave in one way an unknown runner image might, so that a lab test
+can show lpfleet's `verify` catching it:
+  RUNNER_LAB_ASK_TAG=<tag>     ask Ollama for this tag whatever the mapping says (another tag that is
+                               present, or one that is absent)
+  RUNNER_LAB_PULL=1            pull the tag it asks for before answering (its own download)
+  RUNNER_LAB_IGNORE_MODEL=1    ignore the request's `model`: always serve MODEL_ID (and say so)
+  RUNNER_LAB_IGNORE_TOKEN=1    serve requests without the AUTH_TOKEN
+  RUNNER_LAB_HEALTH_TEXT=1     answer /health 200 with text/plain "OK"
+  RUNNER_LAB_PROTOCOL=2024     speak go-livepeer's pre-2025 /llm protocol (a form with prompt, model_id;
+                               answers {"response", "tokens_used"}); a JSON body gets 422
+  RUNNER_LAB_OLLAMA_URL=<url>  talk to this Ollama instead of OLLAMA_BASE_URL (another GPU's, in per_gpu)
+
 Only the Python standard library is used. This is a stand-in for the lpfleet lab.
 """
 
@@ -40,7 +53,7 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 VERSION = "0.1.1-lpfleet-lab-stand-in"
 STAND_IN = "lpfleet-lab stand-in"
@@ -81,8 +94,34 @@ class Config:
             ):
                 raise ConfigError('RUNNER_MODEL_MAP must be a JSON object of strings, e.g. {"org/Model": "tag:size"}')
             self.model_map.update(parsed)
+        self.read_lab_switches(environ)
         if urlsplit(self.ollama_url).scheme not in ("http", "https"):
             raise ConfigError(f"OLLAMA_BASE_URL must be an http(s) URL, got {self.ollama_url!r}")
+
+
+    def read_lab_switches(self, environ: dict[str, str]) -> None:
+        """The RUNNER_LAB_* misbehaviours (module docstring)."""
+
+        def switch(name: str) -> bool:
+            return environ.get(name, "").lower() in ("1", "true", "yes")
+
+        self.lab_ask_tag = environ.get("RUNNER_LAB_ASK_TAG", "").strip()
+        self.lab_pull = switch("RUNNER_LAB_PULL")
+        self.lab_ignore_model = switch("RUNNER_LAB_IGNORE_MODEL")
+        self.lab_ignore_token = switch("RUNNER_LAB_IGNORE_TOKEN")
+        self.lab_health_text = switch("RUNNER_LAB_HEALTH_TEXT")
+        self.lab_protocol = environ.get("RUNNER_LAB_PROTOCOL", "").strip() or "current"
+        if self.lab_protocol not in ("current", "2024"):
+            raise ConfigError(f"RUNNER_LAB_PROTOCOL must be 2024 or empty, got {self.lab_protocol!r}")
+        if environ.get("RUNNER_LAB_OLLAMA_URL", "").strip():
+            self.ollama_url = environ["RUNNER_LAB_OLLAMA_URL"].strip().rstrip("/")
+
+    def lab_switches(self) -> list[str]:
+        """The misbehaviours switched on, for the start-up log line."""
+        names = {"ask_tag": self.lab_ask_tag, "pull": self.lab_pull, "ignore_model": self.lab_ignore_model,
+                 "ignore_token": self.lab_ignore_token, "health_text": self.lab_health_text,
+                 "protocol_2024": self.lab_protocol == "2024"}
+        return [name for name, on in names.items() if on]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,7 +549,16 @@ class RunnerHandler(BaseHTTPRequestHandler):
     # -- handlers ------------------------------------------------------------------------------
 
     def _health(self) -> None:
-        self._json(200, {"status": health_status(self.server.config)})
+        status = health_status(self.server.config)
+        if self.server.config.lab_health_text:
+            data = status.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self._json(200, {"status": status})
 
     def _hardware_info(self) -> None:
         info = {
@@ -531,13 +579,16 @@ class RunnerHandler(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         token = self.server.config.auth_token
-        if not token:
+        if not token or self.server.config.lab_ignore_token:
             return True
         scheme, _, credentials = (self.headers.get("Authorization") or "").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), token.encode())
 
     def _llm(self) -> None:
         config = self.server.config
+        if config.lab_protocol == "2024":
+            self._llm_2024()
+            return
         request, errors = validate_llm_request(self._read_body())
         if request is None:
             self._json(422, {"detail": errors})
@@ -545,16 +596,47 @@ class RunnerHandler(BaseHTTPRequestHandler):
         if not self._authorized():
             self._detail(401, "Invalid bearer token", {"WWW-Authenticate": "Bearer"})
             return
-        model_id = request["model"] or config.model_id
+        model_id = config.model_id if config.lab_ignore_model else (request["model"] or config.model_id)
         tag = config.model_map.get(model_id)
         if tag is None:
             known = ", ".join(sorted(config.model_map))
             self._detail(400, f"Model '{model_id}' is not served by this runner; it serves: {known}")
             return
+        tag = config.lab_ask_tag or tag
+        if config.lab_pull:
+            try:
+                ollama_json(config, "POST", "/api/pull", {"model": tag, "stream": False}, timeout=config.ollama_timeout)
+            except OllamaError as exc:
+                self._detail(500, str(exc))
+                return
         if request["stream"]:
             self._llm_stream(request, model_id, tag)
         else:
             self._llm_once(request, model_id, tag)
+
+    def _llm_2024(self) -> None:
+        """go-livepeer's /llm before 2025-01-27: a form (prompt, model_id, ...), answered {response, tokens_used}."""
+        config = self.server.config
+        raw = self._read_body()
+        form_type = "application/x-www-form-urlencoded"
+        if (self.headers.get("Content-Type") or "").split(";")[0].strip().lower() != form_type:
+            missing = {"type": "missing", "loc": ["body", "prompt"], "msg": "Field required", "input": None}
+            self._json(422, {"detail": [missing]})
+            return
+        form = {key: values[0] for key, values in parse_qs(raw.decode(errors="replace")).items()}
+        if not self._authorized():
+            self._detail(401, "Invalid bearer token", {"WWW-Authenticate": "Bearer"})
+            return
+        model_id = form.get("model_id") or config.model_id
+        tag = config.lab_ask_tag or config.model_map.get(model_id, "")
+        body = {"model": tag, "messages": [{"role": "user", "content": form.get("prompt", "")}], "stream": False}
+        try:
+            answer = ollama_json(config, "POST", "/api/chat", body, timeout=config.ollama_timeout)
+        except OllamaError as exc:
+            self._detail(500, str(exc))
+            return
+        content = (answer.get("message") or {}).get("content", "")
+        self._json(200, {"response": content, "tokens_used": int(answer.get("eval_count") or 0)})
 
     def _llm_once(self, request: dict[str, Any], model_id: str, tag: str) -> None:
         config = self.server.config
@@ -664,7 +746,8 @@ def main(argv: list[str] | None = None) -> int:
     server = RunnerServer((config.host, config.port), config)
     print(
         f"INFO:     {STAND_IN} LLM runner {VERSION} on http://{config.host}:{server.server_address[1]} "
-        f"(model {config.model_id}, Ollama {config.ollama_url}, auth {'on' if config.auth_token else 'off'})",
+        f"(model {config.model_id}, Ollama {config.ollama_url}, auth {'on' if config.auth_token else 'off'}, "
+        f"lab misbehaviours: {', '.join(config.lab_switches()) or 'none'})",
         file=sys.stderr,
         flush=True,
     )
