@@ -268,3 +268,94 @@ def test_require_model_reports_loading_until_ollama_has_it(tmp_path, ollama):
 def test_unknown_paths_and_methods(runner):
     assert http_json("GET", runner.url + "/text-to-image") == (404, {"detail": "Not Found"})
     assert http_json("GET", runner.url + "/llm") == (405, {"detail": "Method Not Allowed"})
+
+
+# --- lab-only misbehaviours (RUNNER_LAB_*): what lpfleet's verify must catch ---------------------
+
+MISTRAL = "mistralai/Mistral-7B-Instruct-v0.3"
+
+
+def ollama_tags(ollama) -> list[str]:
+    return sorted(model["name"] for model in http_json("GET", ollama.url + "/api/tags")[1]["models"])
+
+
+def ollama_loaded(ollama) -> list[str]:
+    return sorted(model["name"] for model in http_json("GET", ollama.url + "/api/ps")[1]["models"])
+
+
+def test_ask_tag_asks_ollama_for_another_tag_whatever_the_mapping(tmp_path, pulled_ollama):
+    assert http_json("POST", pulled_ollama.url + "/api/pull", {"model": "mistral:7b", "stream": False})[0] == 200
+    runner = start_runner(tmp_path, pulled_ollama.url, RUNNER_LAB_ASK_TAG="mistral:7b")
+    try:
+        status, _, body = post_llm(runner, {"model": LLAMA, "messages": MESSAGES})
+        absent = start_runner(tmp_path, pulled_ollama.url, RUNNER_LAB_ASK_TAG="llama3.1:8b-instruct-q8_0")
+        try:
+            missing = post_llm(absent, {"model": LLAMA, "messages": MESSAGES})
+        finally:
+            absent.stop()
+    finally:
+        runner.stop()
+    answer = json.loads(body)
+    assert status == 200 and answer["model"] == LLAMA and "mistral:7b" in answer["choices"][0]["message"]["content"]
+    assert "mistral:7b" in ollama_loaded(pulled_ollama)
+    assert missing[0] == 500 and "llama3.1:8b-instruct-q8_0" in json.loads(missing[2])["detail"]["msg"]
+    assert "not found" in json.loads(missing[2])["detail"]["msg"]
+
+
+def test_pull_downloads_the_tag_it_asks_for(tmp_path, pulled_ollama):
+    assert "llama3.2:3b" not in ollama_tags(pulled_ollama)
+    runner = start_runner(tmp_path, pulled_ollama.url, RUNNER_LAB_ASK_TAG="llama3.2:3b", RUNNER_LAB_PULL="1")
+    try:
+        status = post_llm(runner, {"model": LLAMA, "messages": MESSAGES})[0]
+    finally:
+        runner.stop()
+    assert status == 200 and "llama3.2:3b" in ollama_tags(pulled_ollama)
+
+
+def test_ignore_model_serves_its_own_model_id(tmp_path, pulled_ollama):
+    runner = start_runner(tmp_path, pulled_ollama.url, RUNNER_LAB_IGNORE_MODEL="1")
+    try:
+        status, _, body = post_llm(runner, {"model": MISTRAL, "messages": MESSAGES})
+    finally:
+        runner.stop()
+    assert status == 200 and json.loads(body)["model"] == LLAMA
+
+
+def test_ignore_token_serves_requests_without_it(tmp_path, pulled_ollama):
+    runner = start_runner(tmp_path, pulled_ollama.url, AUTH_TOKEN="s3cret-token", RUNNER_LAB_IGNORE_TOKEN="1")
+    try:
+        status = post_llm(runner, {"messages": MESSAGES})[0]
+    finally:
+        runner.stop()
+    assert status == 200
+
+
+def test_health_text_answers_200_without_a_json_content_type(tmp_path, pulled_ollama):
+    runner = start_runner(tmp_path, pulled_ollama.url, RUNNER_LAB_HEALTH_TEXT="1")
+    try:
+        status, headers, body = http_call("GET", runner.url + "/health")
+    finally:
+        runner.stop()
+    assert (status, headers["content-type"], body) == (200, "text/plain; charset=utf-8", b"OK")
+
+
+def test_protocol_2024_wants_the_old_form_and_answers_the_old_shape(tmp_path, pulled_ollama):
+    runner = start_runner(tmp_path, pulled_ollama.url, RUNNER_LAB_PROTOCOL="2024")
+    try:
+        current = post_llm(runner, {"model": LLAMA, "messages": MESSAGES})
+        form = http_call("POST", runner.url + "/llm", b"prompt=Hello+runner&model_id=" + LLAMA.encode(),
+                         headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    finally:
+        runner.stop()
+    assert current[0] == 422 and json.loads(current[2])["detail"][0]["loc"] == ["body", "prompt"]
+    answer = json.loads(form[2])
+    assert form[0] == 200 and set(answer) == {"response", "tokens_used"} and "Hello runner" in answer["response"]
+
+
+def test_ollama_url_overrides_the_ollama_base_url(tmp_path, pulled_ollama):
+    runner = start_runner(tmp_path, f"http://127.0.0.1:{free_port()}", RUNNER_LAB_OLLAMA_URL=pulled_ollama.url)
+    try:
+        health = http_json("GET", runner.url + "/health")
+    finally:
+        runner.stop()
+    assert health == (200, {"status": "OK"})
