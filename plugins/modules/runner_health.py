@@ -529,8 +529,12 @@ def run_smoke(runner: Runner, params: dict[str, Any], deadline: float, checks: d
     watch = bool(params["ollama_url"] and params["ollama_tag"])
     before, unreadable = read_ollama(params["ollama_url"], runner.request_timeout) if watch else (None, None)
     checks["llm"] = run_check(lambda: probe_llm(runner, params), deadline, interval)
-    checks["llm_stream"] = run_check(lambda: probe_llm_stream(runner, params), deadline, interval) \
-        if params["stream"] else skipped("smoke or stream is false")
+    if not params["stream"]:
+        checks["llm_stream"] = skipped("smoke or stream is false")
+    elif not checks["llm"]["ok"]:
+        checks["llm_stream"] = skipped("llm failed")
+    else:
+        checks["llm_stream"] = run_check(lambda: probe_llm_stream(runner, params), deadline, interval)
     answered = checks["llm"]["ok"] and checks["llm_stream"]["ok"] is not False
     if not watch:
         checks["served"] = skipped("no ollama_url and ollama_tag")
