@@ -26,13 +26,22 @@ description:
   - "Warnings are lpfleet's advice: C(DEEPCACHE) on a Lightning or Turbo model, C(optimization_flags) without
     C(warm) or on an entry with C(url), an unknown optimization flag, an C(llm) entry without C(url), a currency the
     default price feed lacks, C(capacity) above 1 on a managed entry, C(capacity) 0, a C(token) without C(url),
-    an empty C(url), a key go-livepeer ignores, and (validation only) a file holding a token that others can read."
+    an empty C(url), a key go-livepeer ignores, a pipeline go-livepeer finds only by its lookup (C(Llm)), a value
+    go-livepeer reads as C(null), a key given twice with valid values."
+  - "Also errors: a number that is not finite (JSON has no C(Infinity) or C(NaN)), a C(capacity) beyond int64, a
+    control character or surrounding whitespace in a string (go-livepeer's C(url.Parse) and HTTP client refuse
+    them), a live-video-to-video app go-livepeer does not know on a warm managed entry, and a file holding a token
+    that group or others can read (O(mode), or the file found when validating)."
   - Every finding is reported at once, with the entry's index, the field, the value and the fix. On any error
     nothing is written and the task fails listing every error, one per line. Warnings are shown and returned.
-  - Runner tokens are never shown in the output, the diff or the logs.
+  - Runner tokens, values of keys that look like secrets (token, auth, key, password, secret) and URL passwords are
+    never shown in the output, the diff or the logs, JSON-escaped forms included.
 options:
   path:
-    description: The aiModels.json file (go-livepeer's C(-aiModels) flag). Its directory must exist.
+    description:
+      - The aiModels.json file (go-livepeer's C(-aiModels) flag). Its directory must exist.
+      - A symbolic link is written through to its target (the link stays, RV(target) says where the file is);
+        the backups go beside the target.
     type: path
     required: true
   entries:
@@ -84,9 +93,17 @@ options:
     type: int
     default: 1
   backup:
-    description: Keep a timestamped copy of the previous file next to it before replacing it.
+    description:
+      - Keep a timestamped copy of the previous file next to it before replacing it, created C(0600) and owned like
+        the file.
+      - A token that is no longer in the new file is masked (C(********)) in every copy kept, so a rotated token
+        does not linger in backups; restore such a copy with the current token.
     type: bool
     default: true
+  backups_kept:
+    description: How many copies O(backup) keeps; the oldest go first.
+    type: int
+    default: 3
   owner:
     description: Owner of the file. Left out, a replaced file keeps its owner.
     type: str
@@ -94,7 +111,9 @@ options:
     description: Group of the file. Left out, a replaced file keeps its group.
     type: str
   mode:
-    description: Mode of the file. Left out, C(0600) when any entry has a token, else C(0644).
+    description:
+      - Mode of the file. Left out, C(0600) when any entry has a token, else C(0644).
+      - A mode that lets group or others read the file is an error when an entry has a token.
     type: raw
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -168,7 +187,16 @@ backup_file:
   description: The copy of the previous file, when one was made.
   returned: when a file was replaced and O(backup) is true
   type: str
-  sample: /var/lib/livepeer/aiModels.json.12345.2026-03-16@10:00:00~
+  sample: /var/lib/livepeer/aiModels.json.2026-03-16@10:00:00.123456~
+backups_removed:
+  description: Older copies deleted to keep O(backups_kept).
+  returned: success
+  type: list
+  elements: str
+target:
+  description: The file written or read, O(path) with symbolic links resolved.
+  returned: always
+  type: str
 entries:
   description: The entries as written (or as found when validating only), tokens masked.
   returned: success
@@ -182,24 +210,29 @@ path:
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
+import time
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.lpfleet.ai.plugins.module_utils.aimodels_rules import (
     FIELD_TYPES,
+    MASK,
     Finding,
     Report,
     canonical_entry,
     parse_document,
     render,
     render_document,
+    secrets_in,
     tokens_in,
     validate_document,
     validate_entries,
 )
+from ansible_collections.lpfleet.ai.plugins.module_utils.secrets import shown_forms
 
 ARGUMENT_SPEC: dict[str, Any] = {
     "path": {"type": "path", "required": True},
@@ -211,10 +244,14 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "gpu_count": {"type": "int"},
     "containers_per_gpu": {"type": "int", "default": 1},
     "backup": {"type": "bool", "default": True},
+    "backups_kept": {"type": "int", "default": 3},
     "owner": {"type": "str"},
     "group": {"type": "str"},
     "mode": {"type": "raw"},
 }
+
+# Backups: <file>.<date>@<time>.<microseconds>~ (and Ansible's backup_local <file>.<pid>.<date>@<time>~).
+_BACKUP_SUFFIX = r"\.(?:\d+\.)?\d{4}-\d{2}-\d{2}@\d{2}:\d{2}:\d{2}(?:\.\d+)?~"
 
 
 def read_text(module: AnsibleModule, path: str) -> str | None:
@@ -229,9 +266,10 @@ def read_text(module: AnsibleModule, path: str) -> str | None:
     return None  # not reached: fail_json exits
 
 
-def hide_tokens(module: AnsibleModule, data: Any) -> None:
-    """Keep every token out of the result, the diff and the logs (Ansible masks no_log values everywhere)."""
-    module.no_log_values.update(tokens_in(data))
+def hide_secrets(module: AnsibleModule, data: Any) -> None:
+    """Keep every secret out of the result, the diff and the logs, JSON-escaped forms included
+    (Ansible masks no_log values everywhere in what the module returns)."""
+    module.no_log_values.update(shown_forms(secrets_in(data)))
 
 
 def report_warnings(module: AnsibleModule, findings: list[Finding]) -> None:
@@ -250,36 +288,47 @@ def fail_on_errors(module: AnsibleModule, report: Report, path: str, action: str
         )
 
 
-def readable_by_others_warning(path: str, data: Any) -> Finding | None:
-    """A file with a token in it should be readable by its owner only."""
+def octal_mode(mode: Any) -> int | None:
+    """MODE as a number when it is an octal mode (0600, "0600", "600"); None for a symbolic one."""
+    if isinstance(mode, int) and not isinstance(mode, bool):
+        return mode
+    if isinstance(mode, str) and re.match(r"^0?[0-7]{3,4}$", mode.strip()):
+        return int(mode.strip(), 8)
+    return None
+
+
+def token_file_mode_error(path: str, mode: Any, data: Any) -> Finding | None:
+    """A file that holds a token must be readable by its owner only."""
     if not tokens_in(data):
         return None
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    if not mode & 0o077:
+    number = octal_mode(mode)
+    if number is not None and not number & 0o077:
         return None
-    return Finding(None, "mode", "%04o" % mode,
-                   "the file holds a runner token and group or others can read it.",
-                   "chmod 600 %s (lpfleet.ai.ai_models writes it 0600 when a token is inside)." % path)
+    shown = "%04o" % number if number is not None else str(mode)
+    return Finding(None, "mode", shown,
+                   "the file holds a runner token, and this mode lets group or others read it (or is not an "
+                   "octal mode lpfleet can check).",
+                   "use mode 0600 (chmod 600 %s); lpfleet.ai.ai_models writes it 0600 when a token is inside." % path)
 
 
-def validate_only(module: AnsibleModule, path: str) -> None:
-    text = read_text(module, path)
+def validate_only(module: AnsibleModule, path: str, target: str) -> None:
+    text = read_text(module, target)
     if text is None:
         module.fail_json(
             msg="%s does not exist. go-livepeer would then read the path as an inline model list and exit "
                 "('invalid AI model config'). Fix: give the right path, or write the file with entries." % path,
-            path=path, errors=[], advice=[])
+            path=path, target=target, errors=[], advice=[])
     data, report = parse_document(text)
+    hide_secrets(module, data)
     if data is not None:
         report = validate_document(data, module.params["gpu_count"], module.params["containers_per_gpu"])
-        mode_warning = readable_by_others_warning(path, data)
-        if mode_warning:
-            report.warnings.append(mode_warning)
-    hide_tokens(module, data)
+        mode_error = token_file_mode_error(path, stat.S_IMODE(os.stat(target).st_mode), data)
+        if mode_error:
+            report.errors.insert(0, mode_error)
     report_warnings(module, report.warnings)
     fail_on_errors(module, report, path, "go-livepeer would not start with this file")
-    module.exit_json(changed=False, path=path, entries=data, errors=[],
-                     advice=[f.as_dict() for f in report.warnings], backup_file=None)
+    module.exit_json(changed=False, path=path, target=target, entries=data, errors=[],
+                     advice=[f.as_dict() for f in report.warnings], backup_file=None, backups_removed=[])
 
 
 def atomic_write(module: AnsibleModule, path: str, text: str) -> None:
@@ -309,55 +358,136 @@ def atomic_write(module: AnsibleModule, path: str, text: str) -> None:
         module.fail_json(msg="cannot write %s: %s" % (path, exc), path=path, errors=[], advice=[])
 
 
-def write_entries(module: AnsibleModule, path: str) -> None:
+def mask_retired(text: str, retired: set[str]) -> str:
+    """TEXT with every retired secret, in any form a JSON file holds it, replaced by the mask."""
+    for form in sorted(shown_forms(retired), key=len, reverse=True):
+        text = text.replace(form, MASK)
+    return text
+
+
+def retired_secrets(text: str, current: set[str]) -> set[str]:
+    data = parse_document(text)[0]
+    return set(secrets_in(data)) - current
+
+
+def write_backup(target: str, text: str, current: set[str]) -> str:
+    """A copy of the previous file beside it, created 0600 (never readable by others, not even for a
+    moment) and owned like the file; secrets no longer in the file are masked in it."""
+    stamp = time.strftime("%Y-%m-%d@%H:%M:%S", time.localtime()) + ".%06d" % (time.time() % 1 * 1e6)
+    backup = "%s.%s~" % (target, stamp)
+    previous = os.stat(target)
+    fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(mask_retired(text, retired_secrets(text, current)))
+    with contextlib.suppress(PermissionError):
+        os.chown(backup, previous.st_uid, previous.st_gid)
+    return backup
+
+
+def existing_backups(target: str) -> list[str]:
+    """The backups of TARGET, oldest first."""
+    directory, name = os.path.split(target)
+    pattern = re.compile("^" + re.escape(name) + _BACKUP_SUFFIX + "$")
+    found = [os.path.join(directory, entry) for entry in os.listdir(directory) if pattern.match(entry)]
+    return sorted(found, key=lambda backup: (os.stat(backup).st_mtime, backup))
+
+
+def tidy_backups(module: AnsibleModule, target: str, keep: int, current: set[str]) -> list[str]:
+    """Keeps the newest KEEP backups, 0600, with no secret the file no longer holds; returns those removed."""
+    backups = existing_backups(target)
+    removed = backups[:-keep] if keep > 0 else backups
+    for backup in removed:
+        os.unlink(backup)
+    for backup in backups[len(removed):]:
+        os.chmod(backup, 0o600)
+        text = read_text(module, backup)
+        if text is None:
+            continue
+        retired = retired_secrets(text, current)
+        hide_secrets(module, parse_document(text)[0])
+        if retired:
+            with open(backup, "w", encoding="utf-8") as handle:
+                handle.write(mask_retired(text, retired))
+    return removed
+
+
+def write_entries(module: AnsibleModule, path: str, target: str) -> None:
     entries = [{key: value for key, value in entry.items() if value is not None} for entry in module.params["entries"]]
-    hide_tokens(module, entries)
+    hide_secrets(module, entries)
     report = validate_entries(entries, module.params["gpu_count"], module.params["containers_per_gpu"])
+    mode = module.params["mode"]
+    if mode is None:
+        mode = "0600" if tokens_in(entries) else "0644"
+    mode_error = token_file_mode_error(path, mode, entries)
+    if mode_error:
+        report.errors.insert(0, mode_error)
     report_warnings(module, report.warnings)
     fail_on_errors(module, report, path, "nothing was written and the file is unchanged")
 
-    old_text = read_text(module, path)
+    old_text = read_text(module, target)
     old_data = parse_document(old_text)[0] if old_text is not None else None
-    hide_tokens(module, old_data)
+    hide_secrets(module, old_data)
     new_text = render(entries)
     content_changed = old_text is None or (old_text != new_text and render_document(old_data) != new_text)
 
     result: dict[str, Any] = {
         "changed": content_changed,
         "path": path,
+        "target": target,
         "entries": [canonical_entry(entry) for entry in entries],
         "errors": [],
         "advice": [f.as_dict() for f in report.warnings],
         "backup_file": None,
+        "backups_removed": [],
     }
     if module._diff:
         result["diff"] = {
-            "before_header": path,
-            "after_header": path,
+            "before_header": target,
+            "after_header": target,
             "before": old_text or "",
             "after": new_text if content_changed else old_text,
         }
     if content_changed and not module.check_mode:
+        current = set(secrets_in(entries))
         if old_text is not None and module.params["backup"]:
-            result["backup_file"] = module.backup_local(path)
-        atomic_write(module, path, new_text)
-    if os.path.exists(path):
-        mode = module.params["mode"]
-        if mode is None:
-            mode = "0600" if tokens_in(entries) else "0644"
+            result["backup_file"] = write_backup(target, old_text, current)
+        atomic_write(module, target, new_text)
+        if module.params["backup"]:
+            result["backups_removed"] = tidy_backups(module, target, module.params["backups_kept"], current)
+        if target != path:
+            module.warn("%s is a symbolic link: wrote its target %s (the link is kept)." % (path, target))
+    if os.path.exists(target):
         file_args = module.load_file_common_arguments(
-            {"path": path, "mode": mode, "owner": module.params["owner"], "group": module.params["group"]})
+            {"path": target, "mode": mode, "owner": module.params["owner"], "group": module.params["group"]})
         result["changed"] = module.set_fs_attributes_if_different(file_args, result["changed"])
     module.exit_json(**result)
 
 
+def bad_input(params: dict[str, Any]) -> str | None:
+    """The first invalid option, said with its fix; None when all are valid."""
+    if params["containers_per_gpu"] < 1:
+        return ("containers_per_gpu=%d must be 1 or more (go-livepeer's -aiRunnerContainersPerGPU)"
+                % params["containers_per_gpu"])
+    if params["gpu_count"] is not None and params["gpu_count"] < 0:
+        return "gpu_count=%d must be 0 or more" % params["gpu_count"]
+    if params["backups_kept"] < 1:
+        return "backups_kept=%d must be 1 or more; set backup: false to keep no copy" % params["backups_kept"]
+    return None
+
+
 def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    # no_log: no "Invoked with" line in the target's journal. Ansible masks a token there only as
+    # given, not in the escaped form its repr of the entries shows ('back\\slash').
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True, no_log=True)
     path = module.params["path"]
+    problem = bad_input(module.params)
+    if problem:
+        module.fail_json(msg=problem, path=path, errors=[], advice=[])
+    target = os.path.realpath(path)
     if module.params["entries"] is None:
-        validate_only(module, path)
+        validate_only(module, path, target)
     else:
-        write_entries(module, path)
+        write_entries(module, path, target)
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ def test_token_makes_the_file_0600_and_never_shows(run, tmp_path, logged):
     assert json.loads(path.read_text())[0]["token"] == TOKEN
     assert TOKEN not in result["_raw"]
     assert result["entries"][0]["token"] != TOKEN
-    assert logged and not any(TOKEN in message for message in logged)
+    assert not any(TOKEN in message for message in logged)  # the module logs no invocation at all
 
 
 def test_token_removed_makes_the_file_0644_and_the_old_token_stays_hidden(run, tmp_path):
@@ -227,15 +227,137 @@ def test_validate_only_reports_a_trailing_comma_with_its_position(run, tmp_path)
     assert result["_rc"] == 1 and "trailing comma before ']' at line 9 column 1" in result["msg"]
 
 
-def test_validate_only_warns_about_a_readable_token_and_hides_it(run, tmp_path):
+def test_validate_only_refuses_a_readable_token_file_and_hides_the_token(run, tmp_path):
     path = tmp_path / "aiModels.json"
     path.write_text(json.dumps([dict(LLM, token=TOKEN)]))
     os.chmod(path, 0o644)
     result = run(path=str(path))
-    assert result["_rc"] == 0 and [w["field"] for w in result["advice"]] == ["mode"]
+    assert result["_rc"] == 1 and [e["field"] for e in result["errors"]] == ["mode"]
+    assert "0644" in result["msg"] and "chmod 600" in result["msg"]
     assert TOKEN not in result["_raw"]
 
 
 def test_validate_only_fails_on_a_missing_file(run, tmp_path):
     result = run(path=str(tmp_path / "aiModels.json"))
     assert result["_rc"] == 1 and "does not exist" in result["msg"] and "inline" in result["msg"]
+
+
+# --- issue 12: token file modes, symlinks, backups, secrets in every form ---------------------
+
+
+def backups_of(path):
+    return sorted(p for p in path.parent.iterdir() if p.name.startswith(path.name + ".") and p.name.endswith("~"))
+
+
+@pytest.mark.parametrize("mode", ["0644", "0640", "0604", 0o644, "u=rw,g=r"])
+def test_a_mode_looser_than_0600_for_a_token_file_is_an_error(run, tmp_path, mode):
+    path = tmp_path / "aiModels.json"
+    result = run(path=str(path), entries=[dict(LLM, token=TOKEN)], mode=mode)
+    assert result["_rc"] == 1 and result["errors"][0]["field"] == "mode" and "0600" in result["msg"]
+    assert not path.exists() and TOKEN not in result["_raw"]
+
+
+def test_a_loose_mode_without_a_token_is_fine(run, tmp_path):
+    result = run(path=str(tmp_path / "aiModels.json"), entries=[T2I], mode="0644")
+    assert result["_rc"] == 0
+
+
+def test_a_symlink_is_written_through_to_its_target_and_said_plainly(run, tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(AnsibleModule, "warn", lambda self, warning: shown.append(warning))
+    target = tmp_path / "real" / "aiModels.json"
+    target.parent.mkdir()
+    run(path=str(target), entries=[T2I])
+    link = tmp_path / "aiModels.json"
+    link.symlink_to(target)
+    result = run(path=str(link), entries=[T2I, LLM])
+    assert result["_rc"] == 0 and result["changed"] is True and result["target"] == str(target)
+    assert link.is_symlink() and json.loads(target.read_text()) == [T2I, LLM]
+    assert any("symbolic link" in warning and str(target) in warning for warning in shown), shown
+    assert result["backup_file"].startswith(str(target) + ".")
+    again = run(path=str(link))
+    assert again["_rc"] == 0 and again["target"] == str(target)
+
+
+def test_backups_are_created_0600_whatever_the_umask(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[T2I])
+    old_umask = os.umask(0o000)
+    try:
+        result = run(path=str(path), entries=[LLM])
+    finally:
+        os.umask(old_umask)
+    assert mode_of(result["backup_file"]) == 0o600
+
+
+def test_only_the_last_backups_are_kept(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    prices = [100, 200, 300, 400, 500, 600]
+    for price in prices:
+        run(path=str(path), entries=[dict(T2I, price_per_unit=price)])
+    kept = backups_of(path)
+    assert len(kept) == 3
+    assert [json.loads(p.read_text())[0]["price_per_unit"] for p in kept] == [300, 400, 500]
+    result = run(path=str(path), entries=[dict(T2I, price_per_unit=700)], backups_kept=1)
+    assert len(backups_of(path)) == 1 and len(result["backups_removed"]) == 3
+
+
+def test_a_token_rotation_leaves_no_old_token_in_any_backup(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    tokens = ["first-token-1a", "second-token-2b", "third-token-3c"]
+    for token in tokens:
+        run(path=str(path), entries=[dict(LLM, token=token)])
+    # a copy made the old way, readable by others, also holding a retired token
+    stray = tmp_path / "aiModels.json.123.2020-01-01@00:00:00~"
+    stray.write_text(json.dumps([dict(LLM, token=tokens[0])]))
+    os.chmod(stray, 0o644)
+    os.utime(stray, (0, 0))
+    result = run(path=str(path), entries=[dict(LLM, token="fourth-token-4d")])
+    assert result["_rc"] == 0
+    for backup in backups_of(path):
+        text = backup.read_text()
+        assert not any(token in text for token in tokens), backup.name
+        assert mode_of(backup) == 0o600
+        assert json.loads(text)[0]["token"] == "********"
+    assert "fourth-token-4d" in path.read_text()
+
+
+@pytest.mark.parametrize("token", ['quote"in-token', "back\\slash-token", "uni\u00e9-token\u2028x"])
+def test_tokens_never_show_in_any_form_in_diff_or_result(run, tmp_path, logged, token):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[dict(LLM, token="old-" + token)])
+    result = run(path=str(path), entries=[dict(LLM, token=token)], _ansible_diff=True)
+    assert result["_rc"] == 0 and result["diff"]["after"]
+    shown = result["_raw"] + "\n".join(logged)
+    for secret in (token, "old-" + token):
+        for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]):
+            assert form not in shown, form
+
+
+def test_secret_looking_unknown_keys_and_url_passwords_never_show(run, tmp_path):
+    path = tmp_path / "aiModels.json"
+    path.write_text(json.dumps([dict(LLM, tokne="typo-secret-9z", Authorization="Bearer hdr-secret-8y",
+                                     url="http://user:url-secret-7x@llm_runner:8000")]))
+    os.chmod(path, 0o600)
+    result = run(path=str(path))
+    for secret in ("typo-secret-9z", "hdr-secret-8y", "url-secret-7x"):
+        assert secret not in result["_raw"]
+    assert {w["field"] for w in result["advice"]} >= {"tokne", "Authorization"}
+
+
+@pytest.mark.parametrize("args, says", [
+    ({"containers_per_gpu": 0}, "containers_per_gpu=0"),
+    ({"gpu_count": -1}, "gpu_count=-1"),
+    ({"backups_kept": 0}, "backups_kept=0"),
+])
+def test_bad_numbers_are_refused_before_anything(run, tmp_path, args, says):
+    path = tmp_path / "aiModels.json"
+    result = run(path=str(path), entries=[T2I], **args)
+    assert result["_rc"] == 1 and says in result["msg"] and not path.exists()
+
+
+@pytest.mark.parametrize("price", [float("inf"), float("nan"), float("-inf")])
+def test_non_finite_prices_are_refused_and_nothing_is_written(run, tmp_path, price):
+    path = tmp_path / "aiModels.json"
+    result = run(path=str(path), entries=[dict(T2I, price_per_unit=price)])
+    assert result["_rc"] == 1 and "not a finite number" in result["msg"] and not path.exists()
