@@ -10,7 +10,7 @@ export PY_COLORS := 0
 # Ansible prints progress lines (model pulls) as they come, also through pipes and CI logs.
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv lint unit lab-unit check sanity docker test demo collection clean
+.PHONY: help venv lint unit lab-unit check sanity docker test demo collection clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ lab-unit: venv ## the lab's stand-ins against their contracts, as local processe
 	@scripts/pytest-run -q tests/lab -m "not slow"
 
 check: lint unit ## the fast inner loop: lint + unit tests
+
+bench: venv ## benchmarks: figures, one "name: value" a line (they measure, they do not pass or fail)
+	@$(VENV)/bin/python scripts/bench-planner
 
 sanity: venv ## ansible-test sanity for the plugins (Python 3.11, no Docker images)
 	@scripts/step "tests: ansible-test sanity" "(temporary ansible_collections tree)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -35,7 +36,14 @@ ITEM_KEYS = (
 _TEXT_KEYS = ("model_id", "pipeline", "vram_source", "ollama_tag", "download_source", "pricing_unit", "notes")
 
 _BYTES_PER_GB = 10**9
+_BYTES_PER_MB = 10**6
 _BYTES_PER_MIB = 2**20
+# A model's weights are its download (Ollama's quantised files); on top of them the GPU holds the context (KV
+# cache) and the CUDA runtime. The planner never gives a model less than weights + this margin.
+CONTEXT_MARGIN_PERCENT = 10
+CONTEXT_MARGIN_MIN_MIB = 1024
+CONTEXT_MARGIN_TEXT = "%d%% (at least %d MiB) for the context and the CUDA runtime" % (
+    CONTEXT_MARGIN_PERCENT, CONTEXT_MARGIN_MIN_MIB)
 
 
 class CatalogError(ValueError):
@@ -47,10 +55,34 @@ def gb_to_mib(gigabytes: float | int | str) -> int:
     return math.ceil(Decimal(str(gigabytes)) * _BYTES_PER_GB / _BYTES_PER_MIB)
 
 
+def weights_floor_mib(download_mb: int) -> int:
+    """The least VRAM a model gets: its download (decimal MB) in MiB plus the context margin, rounded up."""
+    weights = math.ceil(download_mb * _BYTES_PER_MB / _BYTES_PER_MIB)
+    return weights + max(CONTEXT_MARGIN_MIN_MIB, math.ceil(weights * CONTEXT_MARGIN_PERCENT / 100))
+
+
 def load_catalog(
     overrides: list[Mapping[str, Any]] | None = None, path: Path | str = CATALOG_PATH
 ) -> dict[str, dict[str, Any]]:
-    """The catalog as model_id -> item, with the overrides applied. Items carry vram_mib (int or None)."""
+    """The catalog as model_id -> item, with the overrides applied. Items carry vram_mib (int or None).
+
+    The file is parsed once per process (and again only when it changes); callers get their own top-level dict,
+    and must not change the items in it.
+    """
+    path = Path(path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    catalog = dict(_parsed_catalog(str(path), stamp))
+    for label, override in _override_items(overrides):
+        _apply_override(catalog, label, override)
+    return catalog
+
+
+@lru_cache(maxsize=4)
+def _parsed_catalog(path: str, stamp: int | None) -> dict[str, dict[str, Any]]:
+    """The file's items by model_id; STAMP (its modification time) keys the cache."""
     catalog: dict[str, dict[str, Any]] = {}
     for label, item in _read_items(Path(path)):
         normalised = _normalise(label, item, require_pipeline=True)
@@ -58,8 +90,6 @@ def load_catalog(
             raise CatalogError("%s: model_id %s is listed twice. Fix: keep one item per model_id."
                                % (label, normalised["model_id"]))
         catalog[normalised["model_id"]] = normalised
-    for label, override in _override_items(overrides):
-        _apply_override(catalog, label, override)
     return catalog
 
 

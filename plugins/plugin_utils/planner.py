@@ -4,34 +4,56 @@
 """The placement planner: a host's GPUs x the operator's model menu x the catalog.
 
 The result (docs/internals.md, "The planner") says which model goes on which GPU, warm or cold,
-the aiModels.json entries for the host, the Ollama + runner stacks to deploy, and for every menu
-item it could not place a reason naming the host, the model, the VRAM needed and the VRAM each
-GPU has. Same input, same output: nothing here depends on dict or set iteration order.
+the aiModels.json entries for the host, go-livepeer's -nvidia value, the Ollama + runner stacks to
+deploy, and for every menu item it could not place a reason naming the host, the model, the VRAM
+needed and the VRAM each GPU has. Same input, same output: nothing here depends on dict or set
+iteration order.
 
-go-livepeer facts the rules rest on (shared/contracts/go-livepeer-aimodels.md and
-ai/worker/docker.go allocGPU):
-- a managed container (no url) takes one GPU slot; warm ones are started at boot in file
-  order on the first free GPU of the -nvidia list, and are never stopped to make room;
-- a cold managed model is started on request on a GPU without a container (or one whose
-  container is idle and cold), whichever GPU that is: it must fit on every such GPU;
-- url entries take no slot; lpfleet's Ollama stack holds their VRAM.
+go-livepeer facts the rules rest on (shared/contracts/go-livepeer-aimodels.md, "Warm models, GPUs,
+duplicates"):
+- a managed container (no url) takes one GPU slot; warm ones are started at boot in file order,
+  the n-th warm managed entry on the n-th device of the -nvidia list, never stopped to make room;
+- a cold managed model (and a second container of a busy one) is started on request on any listed
+  device without a container: it must fit on every such device;
+- url entries take no slot; lpfleet's Ollama stack holds their VRAM, and Ollama is not bound by
+  -nvidia (it sees the GPUs its stack reserves).
+
+The served items are the lexicographic optimum: menu order is priority, and an item is served
+when the items served before it and it can all be placed together, in any arrangement (exact
+search, `_arrange` below). With -nvidia left to lpfleet every subset of a placeable set
+is placeable, so this greedy choice is the optimum an exhaustive search finds
+(tests/unit/test_placement_exhaustive.py).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from ansible_collections.lpfleet.ai.plugins.module_utils.aimodels_rules import canonical_entry, validate_entries
-from ansible_collections.lpfleet.ai.plugins.plugin_utils.catalog import CatalogError, load_catalog, ollama_tags
+from ansible_collections.lpfleet.ai.plugins.plugin_utils.catalog import (
+    CONTEXT_MARGIN_TEXT,
+    CatalogError,
+    load_catalog,
+    ollama_tags,
+    weights_floor_mib,
+)
 
 MENU_VARIABLE = "lpfleet_model_menu"
 GPUS_VARIABLE = "lpfleet_gpus"
 LPFLEET_KEYS = ("vram_mib", "ollama_tag", "download_mb", "required")
 LAYOUTS = ("shared", "per_gpu")
 RUNNER_ADDRESSES = ("container", "loopback")
+# The inventory variables behind the planner's options (roles/preflight/tasks/plan.yml passes them).
+OPTION_VARIABLES = {
+    "runner_name": "lpfleet_runner_name",
+    "runner_port": "lpfleet_runner_port",
+    "ollama_name": "lpfleet_ollama_name",
+    "ollama_port": "lpfleet_ollama_port",
+}
+MAX_PORT = 65535
 
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _OLLAMA_TAG = re.compile(r"^\S+$")
@@ -51,6 +73,9 @@ class PlanOptions:
     runner_port: int = 8000
     ollama_name: str = "ollama"
     ollama_port: int = 11434
+    # go-livepeer's actual -nvidia value when lpfleet does not own its command line (None: lpfleet
+    # says which value to use; "": the node runs without -nvidia).
+    livepeer_nvidia: str | None = None
 
 
 @dataclass
@@ -58,6 +83,7 @@ class _Gpu:
     index: int
     name: str
     total: int
+    usable: bool = True
     resident: int = 0
     warm_managed: str | None = None
     managed_resident: int = 0
@@ -67,6 +93,8 @@ class _Gpu:
         return self.total - self.resident
 
     def describe(self) -> str:
+        if not self.usable:
+            return "GPU%d %s has no usable memory (%d MiB)" % (self.index, self.name, self.total)
         text = "GPU%d %s has %d MiB of %d MiB free" % (self.index, self.name, self.free, self.total)
         if self.warm_managed:
             text += " (its container slot holds warm %s)" % self.warm_managed
@@ -79,9 +107,11 @@ class _Item:
     entry: dict[str, Any]
     external: bool
     vram_mib: int | None = None
+    vram_basis: str | None = None
     ollama_tag: str | None = None
     download_mb: int | None = None
     gpu: _Gpu | None = field(default=None, repr=False)
+    pool: list[_Gpu] = field(default_factory=list, repr=False)
 
     @property
     def pipeline(self) -> str:
@@ -103,6 +133,10 @@ class _Item:
     def managed(self) -> bool:
         return self.pipeline != "llm" and not self.external
 
+    @property
+    def vram(self) -> int:
+        return self.vram_mib or 0
+
     def title(self, host: str) -> str:
         return "%s: %s %s (%s)" % (host, self.pipeline, self.model_id, "warm" if self.warm else "cold")
 
@@ -116,22 +150,35 @@ def plan(
     """Place the menu on the host's GPUs; raise PlanError on bad input."""
     _check_options(options)
     host = options.host or "this host"
-    gpu_list = _read_gpus(gpus, host)
+    gpu_list = _read_gpus(gpus, host, options.headroom_mib)
     try:
         catalog = load_catalog(catalog_overrides)
     except CatalogError as exc:
         raise PlanError("%s: %s" % (host, exc)) from exc
     items = _read_menu(menu, catalog, options, host)
-    unplaced: dict[int, str] = {}
-    for item in [i for i in items if i.warm and not i.external] + [i for i in items if not i.warm and not i.external]:
-        reason = _place(item, gpu_list, options.headroom_mib, host)
-        if reason:
-            unplaced[item.menu_index] = reason
-    result = _assemble(gpu_list, items, unplaced, options)
+    _check_duplicates(items, host)
+    placeable = [item for item in items if not item.external]
+    best = _choose(placeable, gpu_list, options.headroom_mib, None, host)
+    devices, problem = None, None
+    if options.livepeer_nvidia is not None:
+        devices, why = _node_devices(options.livepeer_nvidia, gpu_list, placeable)
+        if devices is not None:
+            on_node = _choose(placeable, gpu_list, options.headroom_mib, devices, host)
+            if on_node.served == best.served:
+                best = on_node
+            else:
+                why, devices = _lost_items(best, on_node, placeable), None
+        if why:
+            needed = _device_list(best, placeable, gpu_list, options.headroom_mib)
+            problem = _nvidia_problem(options.livepeer_nvidia, why, needed, host)
+    _apply(best, placeable, gpu_list, options.headroom_mib, devices)
+    result = _assemble(gpu_list, items, best.unplaced, options, devices)
+    result["livepeer_nvidia"] = options.livepeer_nvidia
+    result["nvidia_problem"] = problem
+    result["warnings"] = [_unusable_warning(g, options.headroom_mib, host) for g in gpu_list if not g.usable]
+    _check_stacks(result["stacks"], result["placement"], host)
     _check_emitted(result["ai_models"], len(gpu_list), catalog, host)
     return result
-
-
 # --- input -----------------------------------------------------------------------------------
 
 
@@ -153,9 +200,11 @@ def _check_options(options: PlanOptions) -> None:
             problems.append("%s must be a Docker container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*), not %r." % (name, value))
     for name in ("runner_port", "ollama_port"):
         value = getattr(options, name)
-        if not _is_int(value) or not 1 <= value <= 65000:
-            problems.append("%s must be a TCP port from 1 to 65000 (per_gpu adds the GPU index), not %r."
-                            % (name, value))
+        if not _is_int(value) or not 1 <= value <= MAX_PORT:
+            problems.append("%s must be a TCP port from 1 to %d, not %r." % (name, MAX_PORT, value))
+    if options.livepeer_nvidia is not None and not isinstance(options.livepeer_nvidia, str):
+        problems.append("livepeer_nvidia must be go-livepeer's -nvidia value as a string (e.g. \"0,1\"), not %r."
+                        % (options.livepeer_nvidia,))
     if problems:
         raise PlanError("plan_ai_models for %s: bad argument(s):\n- %s" % (host, "\n- ".join(problems)))
 
@@ -164,7 +213,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _read_gpus(gpus: Any, host: str) -> list[_Gpu]:
+def _read_gpus(gpus: Any, host: str, headroom: int) -> list[_Gpu]:
     if gpus is None:
         return []
     if not isinstance(gpus, list):
@@ -179,11 +228,11 @@ def _read_gpus(gpus: Any, host: str) -> list[_Gpu]:
         index, total = gpu.get("index"), gpu.get("memory_total_mib")
         if not _is_int(index) or index < 0:
             raise PlanError("%s.index must be a whole number from 0, not %r." % (label, index))
-        if not _is_int(total) or total <= 0:
-            raise PlanError("%s.memory_total_mib must be a positive whole number of MiB, not %r." % (label, total))
+        if not _is_int(total) or total < 0:
+            raise PlanError("%s.memory_total_mib must be a whole number of MiB, 0 or more, not %r." % (label, total))
         if index in result:
             raise PlanError("%s.index %d appears twice. Fix: one item per GPU." % (label, index))
-        result[index] = _Gpu(index=index, name=str(gpu.get("name") or "GPU"), total=total)
+        result[index] = _Gpu(index=index, name=str(gpu.get("name") or "GPU"), total=total, usable=total > headroom)
     return [result[index] for index in sorted(result)]
 
 
@@ -261,6 +310,7 @@ def _resolve(item: _Item, raw: Mapping[str, Any], catalog: Mapping[str, Mapping[
     if item.served_by_ollama:
         item.ollama_tag = raw.get("ollama_tag") or (known or {}).get("ollama_tag")
         item.download_mb = raw.get("download_mb") or (known or {}).get("download_mb")
+    _raise_to_weights(item)
     if known is None and item.vram_mib is None:
         needs = "vram_mib and ollama_tag" if item.served_by_ollama and not item.ollama_tag else "vram_mib"
         problems.append("%s.model_id = %s: not in the model catalog, so lpfleet knows neither its VRAM need nor "
@@ -273,6 +323,34 @@ def _resolve(item: _Item, raw: Mapping[str, Any], catalog: Mapping[str, Mapping[
         problems.append("%s.model_id = %s: lpfleet does not know its Ollama tag. Fix: add ollama_tag (e.g. "
                         "llama3.1:8b)." % (label, item.model_id))
     return problems
+
+
+def _raise_to_weights(item: _Item) -> None:
+    """Never less VRAM than the weights (the download) plus the context margin; say so when that is more."""
+    if item.vram_mib is None or not item.download_mb:
+        return
+    floor = weights_floor_mib(item.download_mb)
+    if floor > item.vram_mib:
+        item.vram_basis = ("%d MiB: its %d MB download (the weights) + %s, more than the %d MiB the catalog or the "
+                           "menu gives" % (floor, item.download_mb, CONTEXT_MARGIN_TEXT, item.vram_mib))
+        item.vram_mib = floor
+
+
+def _check_duplicates(items: list[_Item], host: str) -> None:
+    """The same pipeline and model twice: go-livepeer adds the capacities, lpfleet would count the VRAM twice."""
+    first: dict[tuple[str, str], int] = {}
+    problems = []
+    for item in items:
+        key = (item.pipeline, item.model_id)
+        if key in first:
+            problems.append("%s[%d] repeats %s[%d] (%s %s). Fix: keep one item; for more concurrency on a url item "
+                            "raise its capacity." % (MENU_VARIABLE, item.menu_index, MENU_VARIABLE, first[key],
+                                                     item.pipeline, item.model_id))
+        else:
+            first[key] = item.menu_index
+    if problems:
+        raise PlanError("plan_ai_models for %s: %s has %d duplicated item(s):\n- %s"
+                        % (host, MENU_VARIABLE, len(problems), "\n- ".join(problems)))
 
 
 def _lpfleet_key_problems(item: _Item, raw: Mapping[str, Any], label: str) -> list[str]:
@@ -295,76 +373,308 @@ def _lpfleet_key_problems(item: _Item, raw: Mapping[str, Any], label: str) -> li
 # --- placement -------------------------------------------------------------------------------
 
 
-def _place(item: _Item, gpus: list[_Gpu], headroom: int, host: str) -> str | None:
-    """Put the item on a GPU (item.gpu); return None, or the reason it cannot go anywhere."""
-    vram = item.vram_mib or 0
-    if not gpus:
-        return "%s needs %d MiB of VRAM, but the host has no NVIDIA GPU (%s is empty)." % (
-            item.title(host), vram, GPUS_VARIABLE)
-    if item.warm:
-        return _place_warm(item, gpus, vram, headroom, host)
-    if item.managed:
-        return _place_cold_managed(item, gpus, vram, headroom, host)
-    return _place_cold_ollama(item, gpus, vram, headroom, host)
+@dataclass
+class _Choice:
+    """The items served (menu indexes, menu order), where the warm ones go, and why the others are not served."""
+
+    served: list[int]
+    warm_gpu: dict[int, int]  # menu_index -> position in the GPU list
+    unplaced: dict[int, str]
 
 
-def _needs(item: _Item, vram: int, headroom: int, host: str) -> str:
-    return "%s needs %d MiB + %d MiB headroom = %d MiB" % (item.title(host), vram, headroom, vram + headroom)
+def _choose(items: list[_Item], gpus: list[_Gpu], headroom: int, devices: list[int] | None, host: str) -> _Choice:
+    """Menu order is priority: an item is served when it and every item served before it can be placed together."""
+    served: list[_Item] = []
+    arrangement: dict[int, int] = {}
+    unplaced: dict[int, str] = {}
+    for item in items:
+        found = _arrange(served + [item], gpus, headroom, devices)
+        if found is None:
+            unplaced[item.menu_index] = _refusal(item, served, arrangement, gpus, headroom, devices, host)
+        else:
+            served.append(item)
+            arrangement = found
+    return _Choice([item.menu_index for item in served], arrangement, unplaced)
 
 
-def _place_warm(item: _Item, gpus: list[_Gpu], vram: int, headroom: int, host: str) -> str | None:
-    fitting = [g for g in gpus if g.free >= vram + headroom and not (item.managed and g.warm_managed)]
-    if not fitting:
-        why = "; ".join(g.describe() for g in gpus)
-        rule = " (one warm managed model per GPU)" if item.managed else ""
-        return "%s resident%s; %s." % (_needs(item, vram, headroom, host), rule, why)
-    gpu = min(fitting, key=lambda g: (g.free - vram, g.index))
-    gpu.resident += vram
-    if item.managed:
-        gpu.warm_managed = item.model_id
-        gpu.managed_resident += vram
-    item.gpu = gpu
-    return None
+def _arrange(items: list[_Item], gpus: list[_Gpu], headroom: int, devices: list[int] | None) -> dict[int, int] | None:
+    """A GPU for every warm item such that all of ITEMS run together under go-livepeer's rules, or None.
+
+    DEVICES: go-livepeer's -nvidia as GPU indices when the node's is given (the k warm managed models then take the
+    first k listed GPUs, and cold managed models must fit every other listed GPU); None when lpfleet chooses it.
+    """
+    warm = sorted((item for item in items if item.warm), key=lambda i: (not i.managed, -i.vram, i.menu_index))
+    warm_managed_count = sum(1 for item in warm if item.managed)
+    position = {gpu.index: place for place, gpu in enumerate(gpus)}
+    usable = [gpu.usable for gpu in gpus]
+    pool: list[int] | None = None
+    slot_allowed = list(usable)
+    if devices is not None:
+        if warm_managed_count > len(devices):
+            return None
+        slot_allowed = [False] * len(gpus)
+        for index in devices[:warm_managed_count]:
+            slot_allowed[position[index]] = True
+        pool = [position[index] for index in devices[warm_managed_count:]]
+    cold_managed = [item.vram for item in items if not item.warm and item.managed]
+    leaf = _cold_check(gpus, headroom, max(cold_managed) if cold_managed else None,
+                       sorted({item.vram for item in items if not item.warm and not item.managed}, reverse=True), pool)
+    chosen = _search([(item.vram, item.managed) for item in warm], gpus, headroom, slot_allowed, leaf)
+    if chosen is None:
+        return None
+    return {item.menu_index: place for item, place in zip(warm, chosen)}
 
 
-def _place_cold_managed(item: _Item, gpus: list[_Gpu], vram: int, headroom: int, host: str) -> str | None:
-    free_slots = [g for g in gpus if not g.warm_managed]
-    if not free_slots:
-        return ("%s and a free container slot, but every GPU's slot holds a warm model: %s. go-livepeer never stops "
-                "a warm container to load a cold one (one container per GPU: -aiRunnerContainersPerGPU 1)."
-                % (_needs(item, vram, headroom, host), "; ".join(g.describe() for g in gpus)))
-    too_small = [g for g in free_slots if g.free < vram + headroom]
-    if too_small:
-        too_small_names = ", ".join("GPU%d" % g.index for g in too_small)
-        return ("%s on whichever GPU has no container when a request comes (go-livepeer picks it, not lpfleet), "
-                "and it does not fit on %s; %s."
-                % (_needs(item, vram, headroom, host), too_small_names, "; ".join(g.describe() for g in gpus)))
-    item.gpu = free_slots[0]
-    return None
+_Leaf = Callable[[list[int], list[bool], list[int]], bool]
 
 
-def _place_cold_ollama(item: _Item, gpus: list[_Gpu], vram: int, headroom: int, host: str) -> str | None:
-    """Ollama loads a cold model on request and may unload its own idle models for it, never go-livepeer's."""
-    fitting = [g for g in gpus if g.total - g.managed_resident >= vram + headroom]
-    if not fitting:
-        return "%s when Ollama loads it on request; %s." % (
-            _needs(item, vram, headroom, host),
-            "; ".join("GPU%d %s has %d MiB of %d MiB not held by go-livepeer's warm containers"
-                      % (g.index, g.name, g.total - g.managed_resident, g.total) for g in gpus))
+def _cold_check(gpus: list[_Gpu], headroom: int, cold_managed_need: int | None, cold_llm_needs: list[int],
+                pool: list[int] | None) -> _Leaf:
+    """Whether the cold items fit once the warm ones are placed (room: VRAM left after residents and headroom).
 
-    def left_over(gpu: _Gpu) -> tuple[int, int, int]:
-        beside_warm = gpu.free >= vram + headroom
+    A cold managed model needs a GPU without a warm container where it fits (lpfleet then lists only such GPUs);
+    with the node's -nvidia it must fit every listed GPU the warm containers leave (POOL). A cold llm needs a GPU
+    whose total, less go-livepeer's warm containers and the headroom, holds it (Ollama unloads its own idle models).
+    """
+    totals = [gpu.total for gpu in gpus]
+    usable = [gpu.usable for gpu in gpus]
+    count = len(gpus)
+
+    def fits(room: list[int], has_slot_taken: list[bool], managed_resident: list[int]) -> bool:
+        if cold_managed_need is not None:
+            if pool is None:
+                if not any(usable[p] and not has_slot_taken[p] and room[p] >= cold_managed_need for p in range(count)):
+                    return False
+            elif not pool or not all(usable[p] and room[p] >= cold_managed_need for p in pool):
+                return False
+        return all(any(usable[p] and totals[p] - headroom - managed_resident[p] >= need for p in range(count))
+                   for need in cold_llm_needs)
+
+    return fits
+
+
+def _search(warm: list[tuple[int, bool]], gpus: list[_Gpu], headroom: int, slot_allowed: list[bool],
+            leaf: _Leaf) -> list[int] | None:
+    """Depth-first search over the warm items' GPUs (largest first), preferred GPUs tried first.
+
+    Preference: a GPU without a warm model (spread before sharing), then the least room left (the largest GPUs
+    stay free for cold models), then the lower index. GPUs in the same state are tried once, and a state that
+    failed is not searched again, so the search is exact and small.
+    """
+    count = len(gpus)
+    totals = [gpu.total for gpu in gpus]
+    room = [gpu.total - headroom if gpu.usable else -1 for gpu in gpus]
+    slot_taken = [False] * count
+    managed_resident = [0] * count
+    warm_count = [0] * count
+    chosen = [0] * len(warm)
+    dead: set[tuple[Any, ...]] = set()
+
+    def signature(place: int) -> tuple[int, int, bool, int, bool]:
+        return (totals[place], room[place], slot_taken[place], managed_resident[place], slot_allowed[place])
+
+    def visit(depth: int) -> bool:
+        if depth == len(warm):
+            return leaf(room, slot_taken, managed_resident)
+        state = (depth, tuple(sorted(signature(p) for p in range(count))))
+        if state in dead:
+            return False
+        vram, managed = warm[depth]
+        candidates = [p for p in range(count)
+                      if room[p] >= vram and not (managed and (slot_taken[p] or not slot_allowed[p]))]
+        candidates.sort(key=lambda p: (warm_count[p] > 0, room[p] - vram, p))
+        tried = set()
+        for place in candidates:
+            if signature(place) in tried:
+                continue
+            tried.add(signature(place))
+            room[place] -= vram
+            warm_count[place] += 1
+            if managed:
+                slot_taken[place] = True
+                managed_resident[place] += vram
+            chosen[depth] = place
+            if visit(depth + 1):
+                return True
+            room[place] += vram
+            warm_count[place] -= 1
+            if managed:
+                slot_taken[place] = False
+                managed_resident[place] -= vram
+        dead.add(state)
+        return False
+
+    return list(chosen) if visit(0) else None
+
+
+def _gpu_states(items: list[_Item], arrangement: dict[int, int], gpus: list[_Gpu]) -> list[_Gpu]:
+    """Copies of GPUS holding the warm ITEMS as ARRANGEMENT places them."""
+    states = [_Gpu(index=g.index, name=g.name, total=g.total, usable=g.usable) for g in gpus]
+    for item in items:
+        if item.warm:
+            gpu = states[arrangement[item.menu_index]]
+            gpu.resident += item.vram
+            if item.managed:
+                gpu.warm_managed = item.model_id
+                gpu.managed_resident += item.vram
+    return states
+
+
+def _cold_managed_pool(states: list[_Gpu], items: list[_Item], headroom: int,
+                       devices: list[int] | None) -> list[_Gpu]:
+    """The GPUs go-livepeer may start the cold managed models on: listed and without a warm container."""
+    needs = [item.vram for item in items if item.managed and not item.warm]
+    if not needs:
+        return []
+    if devices is not None:
+        by_index = {gpu.index: gpu for gpu in states}
+        taken = sum(1 for item in items if item.managed and item.warm)
+        return [by_index[index] for index in devices[taken:]]
+    return [gpu for gpu in states
+            if gpu.usable and not gpu.warm_managed and gpu.free >= max(needs) + headroom]
+
+
+def _device_list(choice: _Choice, items: list[_Item], gpus: list[_Gpu], headroom: int) -> list[int]:
+    """The -nvidia lpfleet asks for: the warm managed models' GPUs in file order, then the cold managed pool."""
+    served = [item for item in items if item.menu_index in choice.served]
+    states = _gpu_states(served, choice.warm_gpu, gpus)
+    warm = [states[choice.warm_gpu[item.menu_index]].index for item in served if item.warm and item.managed]
+    pool = [gpu.index for gpu in _cold_managed_pool(states, served, headroom, None) if gpu.index not in warm]
+    return warm + pool
+
+
+def _apply(choice: _Choice, items: list[_Item], gpus: list[_Gpu], headroom: int, devices: list[int] | None) -> None:
+    """Record the chosen arrangement on the GPUs and the served items (item.gpu, item.pool)."""
+    served = [item for item in items if item.menu_index in choice.served]
+    states = _gpu_states(served, choice.warm_gpu, gpus)
+    for gpu, state in zip(gpus, states):
+        gpu.resident, gpu.warm_managed = state.resident, state.warm_managed
+        gpu.managed_resident = state.managed_resident
+    pool = _cold_managed_pool(gpus, served, headroom, devices)
+    llm_gpus: set[int] = {gpus[choice.warm_gpu[i.menu_index]].index for i in served if i.warm and not i.managed}
+    for item in served:
+        if item.warm:
+            item.gpu = gpus[choice.warm_gpu[item.menu_index]]
+            item.pool = [item.gpu]
+        elif item.managed:
+            item.pool = list(pool)
+            item.gpu = pool[0] if len(pool) == 1 else None
+        else:
+            item.gpu = _cold_llm_gpu(item, gpus, headroom, llm_gpus)
+            item.pool = [item.gpu]
+            llm_gpus.add(item.gpu.index)
+
+
+def _cold_llm_gpu(item: _Item, gpus: list[_Gpu], headroom: int, llm_gpus: set[int]) -> _Gpu:
+    """Where Ollama will load a cold llm: beside the warm models if it fits, with the other LLMs, best fit."""
+    fitting = [g for g in gpus if g.usable and g.total - g.managed_resident >= item.vram + headroom]
+
+    def preference(gpu: _Gpu) -> tuple[int, int, int, int]:
+        beside_warm = gpu.free >= item.vram + headroom
         room = gpu.free if beside_warm else gpu.total - gpu.managed_resident
-        return (0 if beside_warm else 1, room - vram, gpu.index)
+        return (0 if beside_warm else 1, 0 if gpu.index in llm_gpus else 1, room - item.vram, gpu.index)
 
-    item.gpu = min(fitting, key=left_over)
-    return None
+    return min(fitting, key=preference)
+
+
+# --- why an item is not served -----------------------------------------------------------------
+
+
+def _needs(item: _Item, headroom: int, host: str) -> str:
+    basis = " (%s)" % item.vram_basis if item.vram_basis else ""
+    return "%s needs %d MiB%s + %d MiB headroom = %d MiB" % (item.title(host), item.vram, basis, headroom,
+                                                          item.vram + headroom)
+
+
+def _refusal(item: _Item, served: list[_Item], arrangement: dict[int, int], gpus: list[_Gpu], headroom: int,
+             devices: list[int] | None, host: str) -> str:
+    """Why ITEM cannot join the items served before it, told with the GPUs as those items leave them."""
+    if not gpus:
+        basis = " (%s)" % item.vram_basis if item.vram_basis else ""
+        return "%s needs %d MiB of VRAM%s, but the host has no NVIDIA GPU (%s is empty)." % (
+            item.title(host), item.vram, basis, GPUS_VARIABLE)
+    states = _gpu_states(served, arrangement, gpus)
+    described = "; ".join(gpu.describe() for gpu in states)
+    earlier = " beside the menu items served before it" if served else ""
+    if item.warm:
+        rule = " (one warm managed model per GPU)" if item.managed else ""
+        return "%s resident%s%s; %s." % (_needs(item, headroom, host), rule, earlier, described)
+    if item.managed:
+        return _cold_managed_refusal(item, served, states, headroom, devices, host)
+    return "%s when Ollama loads it on request%s; %s." % (
+        _needs(item, headroom, host), earlier,
+        "; ".join("GPU%d %s has %d MiB of %d MiB not held by go-livepeer's warm containers"
+                  % (g.index, g.name, g.total - g.managed_resident, g.total) for g in states))
+
+
+def _cold_managed_refusal(item: _Item, served: list[_Item], states: list[_Gpu], headroom: int,
+                          devices: list[int] | None, host: str) -> str:
+    described = "; ".join(gpu.describe() for gpu in states)
+    if devices is None:
+        candidates = [gpu for gpu in states if gpu.usable and not gpu.warm_managed]
+    else:
+        candidates = _cold_managed_pool(states, served + [item], headroom, devices)
+    if not candidates:
+        return ("%s and a free container slot, but every GPU go-livepeer may use holds a warm model: %s. go-livepeer "
+                "never stops a warm container to load a cold one (one container per GPU: -aiRunnerContainersPerGPU 1)."
+                % (_needs(item, headroom, host), described))
+    too_small = ", ".join("GPU%d" % g.index for g in candidates if not g.usable or g.free < item.vram + headroom)
+    if devices is None:
+        where = "on a GPU without a warm container (lpfleet then lists it in -nvidia)"
+    else:
+        where = "on every GPU of the node's -nvidia list without a warm container (go-livepeer picks one)"
+    return "%s %s, and it does not fit on %s; %s." % (_needs(item, headroom, host), where, too_small, described)
+
+
+# --- go-livepeer's actual -nvidia ----------------------------------------------------------------
+
+
+def _node_devices(value: str, gpus: list[_Gpu], items: list[_Item]) -> tuple[list[int] | None, str | None]:
+    """The node's -nvidia as GPU indices, or None and what is wrong with it."""
+    text = value.strip()
+    if text == "all":
+        return [gpu.index for gpu in gpus], None
+    if text == "":
+        if any(item.managed for item in items):
+            return None, ("go-livepeer runs without -nvidia, so its managed containers share one emulated slot "
+                          "and no GPU")
+        return [], None
+    parts = [part.strip() for part in text.split(",")]
+    known = {gpu.index for gpu in gpus}
+    if not all(part.isdigit() for part in parts) or len(set(parts)) != len(parts):
+        return None, "lpfleet reads -nvidia as a list of distinct GPU indices (nvidia-smi's), or all"
+    unknown = [part for part in parts if int(part) not in known]
+    if unknown:
+        return None, "the host has no GPU %s (%s lists %s)" % (
+            ", ".join(unknown), GPUS_VARIABLE, ", ".join(str(index) for index in sorted(known)) or "none")
+    return [int(part) for part in parts], None
+
+
+def _nvidia_problem(value: str, why: str, needed: list[int], host: str) -> str:
+    wanted = ",".join(str(index) for index in needed) or "all"
+    return ("%s: go-livepeer runs with -nvidia %s: %s. The plan needs -nvidia %s (go-livepeer starts the n-th warm "
+            "managed entry of aiModels.json on the n-th listed GPU and a cold one on any listed GPU without a "
+            "container). Fix: start go-livepeer with -nvidia %s (its container's command or its systemd unit's "
+            "ExecStart), or change %s, then run the play again. Nothing was written."
+            % (host, value.strip() or "(not set)", why, wanted, wanted, MENU_VARIABLE))
+
+
+def _lost_items(best: _Choice, on_node: _Choice, items: list[_Item]) -> str:
+    lost = [item for item in items if item.menu_index in best.served and item.menu_index not in on_node.served]
+    return "with it, %s would be left out" % ", ".join(
+        "%s[%d] (%s %s)" % (MENU_VARIABLE, item.menu_index, item.pipeline, item.model_id) for item in lost)
+
+
+def _unusable_warning(gpu: _Gpu, headroom: int, host: str) -> str:
+    return ("%s: GPU%d %s reports %d MiB of memory, no more than the %d MiB headroom: nothing is planned on it. Fix: "
+            "check the GPU with nvidia-smi (a GPU in use by a MIG setup or a failing card reports little or no "
+            "memory)." % (host, gpu.index, gpu.name, gpu.total, headroom))
 
 
 # --- output ----------------------------------------------------------------------------------
 
 
-def _stack_for(gpu: _Gpu, gpus: list[_Gpu], options: PlanOptions) -> dict[str, Any]:
+def _stack_for(gpu: _Gpu, options: PlanOptions) -> dict[str, Any]:
     per_gpu = options.layout == "per_gpu"
     suffix = "_gpu%d" % gpu.index if per_gpu else ""
     offset = gpu.index if per_gpu else 0
@@ -381,41 +691,77 @@ def _stack_for(gpu: _Gpu, gpus: list[_Gpu], options: PlanOptions) -> dict[str, A
         "runner_container": runner_container,
         "ollama_port": options.ollama_port + offset,
         "runner_port": runner_port,
-        "gpu_indices": [gpu.index] if per_gpu else [g.index for g in gpus],
+        "gpu_indices": [gpu.index],
         "ollama_url": "http://%s:%d" % (ollama_container, options.ollama_port),
         "runner_url": runner_url,
         "models": [],
     }
 
 
-def _assemble(gpus: list[_Gpu], items: list[_Item], unplaced: dict[int, str], options: PlanOptions) -> dict[str, Any]:
+def _build_stacks(items: list[_Item], unplaced: dict[int, str], options: PlanOptions) -> dict[int, dict[str, Any]]:
+    """menu_index -> the stack serving that llm item. Each stack reserves exactly the GPUs its LLMs were given."""
     stacks: dict[str, dict[str, Any]] = {}
-    placement, ai_models, tags = [], [], {}
+    of_item: dict[int, dict[str, Any]] = {}
+    for item in items:
+        if item.menu_index in unplaced or not item.served_by_ollama or item.gpu is None:
+            continue
+        stack = _stack_for(item.gpu, options)
+        stack = stacks.setdefault(stack["name"], stack)
+        if item.gpu.index not in stack["gpu_indices"]:
+            stack["gpu_indices"] = sorted(stack["gpu_indices"] + [item.gpu.index])
+        stack["models"].append({"ollama_tag": item.ollama_tag, "model_id": item.model_id, "warm": item.warm,
+                                "download_mb": item.download_mb})
+        of_item[item.menu_index] = stack
+    return of_item
+
+
+def _file_order(items: list[_Item], unplaced: dict[int, str], devices: list[int] | None) -> list[_Item]:
+    """aiModels.json order: the menu's, except that with the node's -nvidia the warm managed entries are ordered
+    by their GPU's place in that list (go-livepeer gives the n-th of them the n-th listed GPU)."""
+    served = [item for item in items if item.menu_index not in unplaced]
+    if devices is None:
+        return served
+    warm_managed = [item for item in served if item.warm and item.managed]
+    by_device = iter(sorted(warm_managed, key=lambda item: devices.index(item.gpu.index)))
+    return [next(by_device) if item.warm and item.managed else item for item in served]
+
+
+def _placement_entry(item: _Item, stack: dict[str, Any] | None) -> dict[str, Any]:
+    pool = stack["gpu_indices"] if stack else [gpu.index for gpu in item.pool]
+    return {
+        "menu_index": item.menu_index,
+        "pipeline": item.pipeline,
+        "model_id": item.model_id,
+        # A GPU is named only where something enforces it: one reserved GPU, or go-livepeer's -nvidia order.
+        "gpu_index": pool[0] if len(pool) == 1 else None,
+        "gpu_pool": pool,
+        "warm": item.warm,
+        "vram_mib": item.vram_mib,
+        "vram_basis": item.vram_basis,
+        "managed": item.managed,
+        "ollama_tag": item.ollama_tag,
+        "stack": stack["name"] if stack else None,
+    }
+
+
+def _assemble(gpus: list[_Gpu], items: list[_Item], unplaced: dict[int, str], options: PlanOptions,
+              devices: list[int] | None) -> dict[str, Any]:
+    stack_of = _build_stacks(items, unplaced, options)
+    placement, tags = [], {}
     for item in items:
         if item.menu_index in unplaced:
             continue
-        entry = dict(item.entry)
-        stack_name = None
-        if item.served_by_ollama and item.gpu is not None:
-            stack = _stack_for(item.gpu, gpus, options)
-            stack = stacks.setdefault(stack["name"], stack)
-            stack["models"].append({"ollama_tag": item.ollama_tag, "model_id": item.model_id, "warm": item.warm,
-                                    "download_mb": item.download_mb})
-            entry["url"] = stack["runner_url"]
-            stack_name = stack["name"]
+        stack = stack_of.get(item.menu_index)
+        if stack:
             tags.setdefault(item.ollama_tag, item.download_mb)
-        placement.append({
-            "menu_index": item.menu_index,
-            "pipeline": item.pipeline,
-            "model_id": item.model_id,
-            "gpu_index": item.gpu.index if item.gpu is not None else None,
-            "warm": item.warm,
-            "vram_mib": item.vram_mib,
-            "managed": item.managed,
-            "ollama_tag": item.ollama_tag,
-            "stack": stack_name,
-        })
+        placement.append(_placement_entry(item, stack))
+    ai_models = []
+    for item in _file_order(items, unplaced, devices):
+        entry = dict(item.entry)
+        if item.menu_index in stack_of:
+            entry["url"] = stack_of[item.menu_index]["runner_url"]
         ai_models.append(canonical_entry(entry))
+    stacks = {id(stack): stack for stack in stack_of.values()}
     return {
         "host": options.host,
         "layout": options.layout,
@@ -423,16 +769,18 @@ def _assemble(gpus: list[_Gpu], items: list[_Item], unplaced: dict[int, str], op
             "index": g.index,
             "name": g.name,
             "memory_total_mib": g.total,
+            "usable": g.usable,
             "planned_mib": g.resident,
             "free_after_mib": g.free,
             "warm_managed": g.warm_managed,
         } for g in gpus],
         "placement": placement,
         "ai_models": ai_models,
-        "nvidia_devices": _nvidia_devices(gpus, placement),
-        "stacks": [stacks[name] for name in sorted(stacks, key=lambda n: (n != "default", len(n), n))],
+        "nvidia_devices": _nvidia_devices(items, unplaced, devices),
+        "stacks": sorted(stacks.values(), key=lambda s: (s["name"] != "default", len(s["name"]), s["name"])),
         "ollama_tags": sorted(tags),
         "download_mb": sum(size for size in tags.values() if size),
+        "notes": _notes(list(stacks.values())),
         "unplaced": [{
             "menu_index": item.menu_index,
             "pipeline": item.pipeline,
@@ -442,11 +790,58 @@ def _assemble(gpus: list[_Gpu], items: list[_Item], unplaced: dict[int, str], op
     }
 
 
-def _nvidia_devices(gpus: list[_Gpu], placement: list[dict[str, Any]]) -> str:
-    """go-livepeer's -nvidia value: warm managed GPUs in file order (it warms the n-th entry on the n-th GPU)."""
-    warm_first = [p["gpu_index"] for p in placement if p["managed"] and p["warm"]]
-    rest = [g.index for g in gpus if g.index not in warm_first]
-    return ",".join(str(index) for index in warm_first + rest)
+def _nvidia_devices(items: list[_Item], unplaced: dict[int, str], devices: list[int] | None) -> str:
+    """go-livepeer's -nvidia: the node's own when it carries the plan; else the warm managed models' GPUs in file
+    order, then the GPUs cold managed models may start on. Empty when no managed model is served."""
+    if devices is not None:
+        return ",".join(str(index) for index in devices)
+    served = [item for item in items if item.menu_index not in unplaced and item.managed]
+    listed = [item.gpu.index for item in served if item.warm and item.gpu is not None]
+    for item in served:
+        listed.extend(gpu.index for gpu in item.pool if gpu.index not in listed)
+    return ",".join(str(index) for index in listed)
+
+
+def _notes(stacks: list[dict[str, Any]]) -> list[str]:
+    notes = []
+    for stack in stacks:
+        if len(stack["gpu_indices"]) > 1:
+            notes.append("Stack %s: one Ollama reserves GPUs %s and loads each of its LLMs where it finds room, so the "
+                         "plan names the pool, not a GPU, for them. Set lpfleet_stack_layout: per_gpu to pin each "
+                         "LLM to one GPU." % (stack["name"], ",".join(str(i) for i in stack["gpu_indices"])))
+    return notes
+
+
+def _check_stacks(stacks: list[dict[str, Any]], placement: list[dict[str, Any]], host: str) -> None:
+    """Every container the plan deploys has its own name and its own port, within 1-65535."""
+    problems: list[str] = []
+    ports: dict[int, str] = {}
+    names: dict[str, str] = {}
+    for stack in stacks:
+        serving = ", ".join("%s[%d] (%s)" % (MENU_VARIABLE, p["menu_index"], p["model_id"])
+                            for p in placement if p["stack"] == stack["name"])
+        for service in ("ollama", "runner"):
+            name, port = stack["%s_container" % service], stack["%s_port" % service]
+            what = "the %s container %s of stack %s, serving %s," % (service, name, stack["name"], serving)
+            port_variable = OPTION_VARIABLES["%s_port" % service]
+            name_variable = OPTION_VARIABLES["%s_name" % service]
+            if not 1 <= port <= MAX_PORT:
+                problems.append("%s %s would publish port %d, outside 1-%d (per_gpu adds the GPU index to the port). "
+                                "Fix: lower %s." % (port_variable, what, port, MAX_PORT, port_variable))
+            elif port in ports:
+                problems.append("%s: %s would publish port %d, which %s already publishes. Fix: set "
+                                "lpfleet_runner_port and lpfleet_ollama_port further apart than the host's GPU count."
+                                % (port_variable, what, port, ports[port]))
+            else:
+                ports[port] = name
+            if name in names:
+                problems.append("%s: %s has the name of %s. Fix: give lpfleet_runner_name and lpfleet_ollama_name "
+                                "different values." % (name_variable, what, names[name]))
+            else:
+                names[name] = "the %s container of stack %s" % (service, stack["name"])
+    if problems:
+        raise PlanError("plan_ai_models for %s: the containers of the plan clash:\n- %s"
+                        % (host, "\n- ".join(problems)))
 
 
 def _check_emitted(entries: list[dict[str, Any]], gpu_count: int, catalog: Mapping[str, Any], host: str) -> None:

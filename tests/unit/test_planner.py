@@ -16,6 +16,7 @@ from ansible_collections.lpfleet.ai.plugins.filter.plan_ai_models import plan_ai
 from ansible_collections.lpfleet.ai.plugins.filter.plan_table import plan_table
 from ansible_collections.lpfleet.ai.plugins.module_utils.aimodels_rules import is_warm_managed, validate_entries
 from ansible_collections.lpfleet.ai.plugins.plugin_utils.catalog import load_catalog
+from placement_reference import check_rules
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CATALOG = load_catalog()
@@ -103,9 +104,10 @@ def test_docs_example_comes_out_as_far_as_the_vram_figures_allow():
     assert reason.startswith("gpu-docs_4090_2060: llm meta-llama/Meta-Llama-3.1-8B-Instruct (warm)")
     assert f"= {needed} MiB" in reason and f"{free_on_2060} MiB of 8192 MiB free" in reason
     assert f"{24564 - vram(T2I['model_id'])} MiB of 24564 MiB free" in reason
-    # The docs' cold image-to-image on the 4090: go-livepeer has no free container slot for it.
+    # The docs' cold image-to-image: menu order is priority, so it comes before whisper, but with
+    # text-to-image warm on the 4090 the only GPU without a container is the 8 GB 2060.
     reason = unplaced(result, I2I["model_id"])
-    assert "free container slot" in reason and "never stops a warm container" in reason
+    assert "does not fit on GPU1;" in reason and "GPU1 NVIDIA GeForce RTX 2060 has 8192 MiB of 8192" in reason
     assert result["ai_models"] == [T2I, WHISPER]
     assert result["nvidia_devices"] == "0,1" and result["stacks"] == [] and result["ollama_tags"] == []
     assert [(g["planned_mib"], g["free_after_mib"], g["warm_managed"]) for g in result["gpus"]] == [
@@ -141,27 +143,7 @@ def test_plan_invariants(profile, menu_name, options):
 
     report = validate_entries(result["ai_models"], gpu_count=len(gpus), known_models={})
     assert report.errors == [] and report.warnings == [], [f.describe() for f in report.errors + report.warnings]
-
-    indexes = sorted([p["menu_index"] for p in result["placement"]] + [u["menu_index"] for u in result["unplaced"]])
-    assert indexes == list(range(len(menu)))
-
-    for planned in result["gpus"]:
-        here = [p for p in result["placement"] if p["gpu_index"] == planned["index"]]
-        warm = [p for p in here if p["warm"]]
-        assert planned["planned_mib"] == sum(p["vram_mib"] for p in warm)
-        assert planned["free_after_mib"] == gpus[planned["index"]]["memory_total_mib"] - planned["planned_mib"]
-        assert not warm or planned["planned_mib"] + HEADROOM <= planned["memory_total_mib"]
-        assert len([p for p in warm if p["managed"]]) <= 1
-    by_index = {g["index"]: g for g in result["gpus"]}
-    free_slot_gpus = [g for g in result["gpus"] if g["warm_managed"] is None]
-    for item in result["placement"]:
-        if not item["warm"] and item["managed"]:
-            assert by_index[item["gpu_index"]]["warm_managed"] is None
-            assert all(g["free_after_mib"] >= item["vram_mib"] + HEADROOM for g in free_slot_gpus)
-        if not item["warm"] and not item["managed"] and item["gpu_index"] is not None:
-            held = sum(p["vram_mib"] for p in result["placement"]
-                       if p["gpu_index"] == item["gpu_index"] and p["warm"] and p["managed"])
-            assert item["vram_mib"] + HEADROOM <= by_index[item["gpu_index"]]["memory_total_mib"] - held
+    check_rules(result, menu, PROFILES[profile])
 
     for reason_item in result["unplaced"]:
         reason = reason_item["reason"]
@@ -175,10 +157,9 @@ def test_plan_invariants(profile, menu_name, options):
     assert sorted(m["model_id"] for s in result["stacks"] for m in s["models"]) == sorted(
         e["model_id"] for e in llm_entries)
     assert result["ollama_tags"] == sorted({m["ollama_tag"] for s in result["stacks"] for m in s["models"]})
-
-    warm_managed_gpus = [placed(result, e["model_id"])["gpu_index"] for e in result["ai_models"] if is_warm_managed(e)]
-    devices = [int(d) for d in result["nvidia_devices"].split(",")] if result["nvidia_devices"] else []
-    assert devices[:len(warm_managed_gpus)] == warm_managed_gpus and sorted(devices) == sorted(gpus)
+    for stack in result["stacks"]:  # each stack reserves exactly the GPUs of its LLMs
+        pools = {i for p in result["placement"] if p["stack"] == stack["name"] for i in p["gpu_pool"]}
+        assert sorted(pools) == stack["gpu_indices"]
 
 
 @pytest.mark.parametrize("profile", list(PROFILES))
@@ -235,9 +216,10 @@ def test_a_6gb_card_takes_the_small_models_only():
     assert "6144 MiB" in unplaced(result, LLAMA["model_id"])
 
 
-def test_best_fit_then_lower_index():
-    result = plan("two_24gb", [GEMMA, LLAMA, dict(MISTRAL, warm=True)])
-    assert [placed(result, m["model_id"])["gpu_index"] for m in (GEMMA, LLAMA, MISTRAL)] == [0, 0, 1]
+def test_spread_then_best_fit_then_lower_index():
+    result = plan("two_24gb", [GEMMA, LLAMA, dict(MISTRAL, warm=True)], layout="per_gpu")
+    # gemma (largest) on GPU0, llama on the idle GPU1, then mistral where the least room is left
+    assert [placed(result, m["model_id"])["gpu_index"] for m in (GEMMA, LLAMA, MISTRAL)] == [0, 1, 0]
 
 
 def test_cold_managed_needs_a_gpu_without_a_warm_container():
@@ -309,11 +291,11 @@ def test_vram_mib_in_the_menu_overrides_the_catalog():
 # --- stacks and urls -------------------------------------------------------------------------
 
 
-def test_shared_layout_one_stack_for_all_gpus():
+def test_shared_layout_one_stack_reserving_the_gpus_of_its_llms():
     result = plan("two_24gb", [T2I, LLAMA, MISTRAL])
     assert result["stacks"] == [{
         "name": "default", "ollama_container": "ollama", "runner_container": "llm_runner", "ollama_port": 11434,
-        "runner_port": 8000, "gpu_indices": [0, 1], "ollama_url": "http://ollama:11434",
+        "runner_port": 8000, "gpu_indices": [1], "ollama_url": "http://ollama:11434",
         "runner_url": "http://llm_runner:8000",
         "models": [{"ollama_tag": "llama3.1:8b", "model_id": LLAMA["model_id"], "warm": True, "download_mb": 4920},
                    {"ollama_tag": "mistral:7b", "model_id": MISTRAL["model_id"], "warm": False, "download_mb": 4100}]}]
@@ -330,8 +312,8 @@ def test_per_gpu_layout_one_stack_per_gpu_serving_an_llm():
         ("gpu1", "ollama_gpu1", "llm_runner_gpu1", 11435, 8001, [1], "http://llm_runner_gpu1:8000",
          "http://ollama_gpu1:11434")]
     urls = {e["model_id"]: e["url"] for e in result["ai_models"]}
-    assert urls[MISTRAL["model_id"]] == "http://llm_runner_gpu1:8000"
-    assert urls[GEMMA["model_id"]] == urls[LLAMA["model_id"]] == "http://llm_runner_gpu0:8000"
+    assert urls[LLAMA["model_id"]] == "http://llm_runner_gpu1:8000"
+    assert urls[GEMMA["model_id"]] == urls[MISTRAL["model_id"]] == "http://llm_runner_gpu0:8000"
 
 
 def test_loopback_runner_address():
@@ -463,7 +445,7 @@ def test_bad_arguments(options, expected):
     ("gpus", "expected"),
     [
         ({"index": 0}, "lpfleet_gpus must be a list"),
-        ([{"index": 0, "name": "x"}], "lpfleet_gpus[0].memory_total_mib must be a positive whole number"),
+        ([{"index": 0, "name": "x"}], "lpfleet_gpus[0].memory_total_mib must be a whole number of MiB, 0 or more"),
         ([{"index": "0", "memory_total_mib": 1}], "lpfleet_gpus[0].index must be a whole number"),
         ([{"index": 0, "memory_total_mib": 1}, {"index": 0, "memory_total_mib": 1}], "index 0 appears twice"),
         (["GPU0"], "lpfleet_gpus[0] must be a mapping"),
