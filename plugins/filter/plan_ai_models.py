@@ -14,11 +14,19 @@ description:
   - Combines the host's GPUs (C(lpfleet_gpus) from M(lpfleet.ai.gpu_facts)), the operator's model menu
     (C(lpfleet_model_menu)) and lpfleet's model catalog (C(catalog/models.yml), extended by O(catalog_overrides))
     into a placement, the host's C(aiModels.json) entries and the Ollama + runner stacks to deploy.
-  - Warm items are placed first, in menu order, then cold ones. A GPU gets at most one warm managed model (an entry
-    without C(url), which go-livepeer runs in its own container, one per GPU). Resident VRAM (warm items) plus
-    O(headroom_mib) must fit the GPU. Best fit wins, ties to the lower index.
-  - A cold managed model is started by go-livepeer on whichever GPU has no container when a request comes, so it
-    must fit on every GPU without a warm managed model; with none, it is not placed.
+  - Menu order is priority. An item is served when it and every item served before it can run together, in any
+    arrangement (an exact search); an item is never left out to make room for a later one. A GPU gets at most one
+    warm managed model (an entry without C(url), which go-livepeer runs in its own container, one per GPU).
+    Resident VRAM (warm items) plus O(headroom_mib) must fit the GPU. Among arrangements, warm models go to GPUs
+    without a warm model first, then where the least room is left (the largest GPUs stay free for cold models),
+    ties to the lower index.
+  - A model never gets less VRAM than its weights (its download size) plus 10% (at least 1024 MiB) for the
+    context; where the catalog's figure is lower, the plan uses the larger and says so in C(vram_basis).
+  - go-livepeer starts the n-th warm managed entry of C(aiModels.json) on the n-th GPU of its C(-nvidia) list, and a
+    cold managed model on any listed GPU without a container. C(nvidia_devices) is the list that carries the plan:
+    the warm managed models' GPUs in file order, then the GPUs where every cold managed model fits. With
+    O(livepeer_nvidia) (the node's actual value) the plan is made for that list (the warm managed entries are
+    ordered to match) when it serves the same items; otherwise C(nvidia_problem) names the value the plan needs.
   - C(llm) items are served by lpfleet's Ollama stack; their entries get C(url) = the runner of the stack that
     serves their GPU. Items with their own C(url) pass through unplaced on any GPU.
   - Every menu item that cannot be placed is listed under C(unplaced) with a reason naming the host, the model,
@@ -27,6 +35,9 @@ description:
     without C(vram_mib), ...) fails the task with every problem at once, each naming the host,
     C(lpfleet_model_menu[i]), the field and the fix. Entries that go-livepeer would reject or that draw one of
     lpfleet's warnings are refused, so every entry the planner emits passes M(lpfleet.ai.ai_models) cleanly.
+  - A duplicated item (same pipeline and model), two planned containers with one name or one published port, or a
+    port outside 1-65535 (C(per_gpu) adds the GPU index) fail the task naming the variable, the item and the fix.
+    A GPU with no more memory than the headroom is left out with a message in C(warnings).
   - The same input always gives the same output, byte for byte.
 positional: _input, menu
 options:
@@ -86,6 +97,12 @@ options:
     description: Ollama's port (C(per_gpu) publishes C(ollama_port + index) on the host).
     type: int
     default: 11434
+  livepeer_nvidia:
+    description:
+      - go-livepeer's actual C(-nvidia) value (GPU indices such as C(1,0), or C(all); an empty string when the node
+        runs without the flag), read from its container command or systemd unit. Omitted when lpfleet tells the
+        operator which value to use.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -106,11 +123,13 @@ _value:
   description:
     - The plan. Keys C(host), C(layout), C(gpus) (per GPU C(index), C(name), C(memory_total_mib), C(planned_mib),
       C(free_after_mib), C(warm_managed)), C(placement) (placed items in menu order, with C(menu_index), C(pipeline),
-      C(model_id), C(gpu_index), C(warm), C(vram_mib), C(managed), C(ollama_tag), C(stack)), C(ai_models) (the
-      C(aiModels.json) entries, menu order), C(nvidia_devices) (the C(-nvidia) value that makes go-livepeer put
-      each warm managed model on its planned GPU), C(stacks) (C(name), C(ollama_container), C(runner_container),
-      C(ollama_port), C(runner_port), C(gpu_indices), C(ollama_url), C(runner_url), C(models)), C(ollama_tags),
-      C(download_mb) and C(unplaced) (C(menu_index), C(pipeline), C(model_id), C(reason)).
+      C(model_id), C(gpu_index) (only where one GPU is enforced), C(gpu_pool) (the GPUs it may run on), C(warm),
+      C(vram_mib), C(vram_basis), C(managed), C(ollama_tag), C(stack)), C(ai_models) (the C(aiModels.json)
+      entries, file order), C(nvidia_devices) (the C(-nvidia) value that makes go-livepeer put each warm managed
+      model on its planned GPU), C(livepeer_nvidia) and C(nvidia_problem), C(stacks) (C(name), C(ollama_container),
+      C(runner_container), C(ollama_port), C(runner_port), C(gpu_indices) (the GPUs its Ollama reserves),
+      C(ollama_url), C(runner_url), C(models)), C(ollama_tags), C(download_mb), C(notes), C(warnings) and
+      C(unplaced) (C(menu_index), C(pipeline), C(model_id), C(reason)).
     - See docs/internals.md in the collection for the full shape.
   type: dict
 """
@@ -134,6 +153,7 @@ def plan_ai_models(
     runner_port: int = 8000,
     ollama_name: str = "ollama",
     ollama_port: int = 11434,
+    livepeer_nvidia: str | None = None,
 ) -> dict[str, Any]:
     """The filter: see DOCUMENTATION."""
     options = PlanOptions(
@@ -145,6 +165,7 @@ def plan_ai_models(
         runner_port=runner_port,
         ollama_name=ollama_name,
         ollama_port=ollama_port,
+        livepeer_nvidia=livepeer_nvidia,
     )
     try:
         return plan(gpus, menu, catalog_overrides, options)

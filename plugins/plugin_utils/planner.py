@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import combinations
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -387,13 +388,17 @@ def _choose(items: list[_Item], gpus: list[_Gpu], headroom: int, devices: list[i
     served: list[_Item] = []
     arrangement: dict[int, int] = {}
     unplaced: dict[int, str] = {}
-    for item in items:
+    for position, item in enumerate(items):
         found = _arrange(served + [item], gpus, headroom, devices)
+        if found is None and devices is not None:
+            found = _arrange_with_later(served + [item], items[position + 1:], gpus, headroom, devices)
         if found is None:
             unplaced[item.menu_index] = _refusal(item, served, arrangement, gpus, headroom, devices, host)
         else:
             served.append(item)
             arrangement = found
+    if devices is not None and served:  # the last arrangement may hold later models that helped and then were not
+        arrangement = _arrange(served, gpus, headroom, devices) or {}
     return _Choice([item.menu_index for item in served], arrangement, unplaced)
 
 
@@ -423,6 +428,20 @@ def _arrange(items: list[_Item], gpus: list[_Gpu], headroom: int, devices: list[
     if chosen is None:
         return None
     return {item.menu_index: place for item, place in zip(warm, chosen)}
+
+
+def _arrange_with_later(items: list[_Item], later: list[_Item], gpus: list[_Gpu], headroom: int,
+                        devices: list[int]) -> dict[int, int] | None:
+    """With the node's -nvidia, later warm managed models can make ITEMS placeable: each takes a listed GPU, so the
+    cold managed models no longer have to fit it. ITEMS are served when some of the later ones make them fit
+    (those are then served in their turn)."""
+    candidates = [item for item in later if item.warm and item.managed]
+    for size in range(1, min(len(candidates), len(devices)) + 1):
+        for extra in combinations(candidates, size):
+            found = _arrange(items + list(extra), gpus, headroom, devices)
+            if found is not None:
+                return found
+    return None
 
 
 _Leaf = Callable[[list[int], list[bool], list[int]], bool]

@@ -58,10 +58,19 @@ def plan_table(plan: Any) -> str:
             gpu["index"], gpu["name"], gpu["planned_mib"], gpu["memory_total_mib"], gpu["free_after_mib"]))
         rows = [_placement_row(p) for p in plan["placement"] if p["gpu_index"] == gpu["index"]]
         lines.extend(format_table(headers, rows, indent="  ") if rows else ["  (nothing placed)"])
-    external = [_placement_row(p) for p in plan["placement"] if p["gpu_index"] is None]
+    for pool in sorted({tuple(p.get("gpu_pool") or ()) for p in plan["placement"] if p["gpu_index"] is None} - {()}):
+        rows = [_placement_row(p) for p in plan["placement"]
+                if p["gpu_index"] is None and tuple(p.get("gpu_pool") or ()) == pool]
+        lines.append("GPUs %s (where on them is decided at run time):" % ",".join(str(index) for index in pool))
+        lines.extend(format_table(headers, rows, indent="  "))
+    external = [_placement_row(p) for p in plan["placement"] if p["gpu_index"] is None and not p.get("gpu_pool")]
     if external:
         lines.append("external containers (url given in the menu):")
         lines.extend(format_table(headers, external, indent="  "))
+    if plan.get("nvidia_devices"):
+        lines.append("go-livepeer -nvidia %s" % plan["nvidia_devices"])
+    lines.extend("note: %s" % note for note in plan.get("notes") or [])
+    lines.extend("warning: %s" % warning for warning in plan.get("warnings") or [])
     if plan.get("unplaced"):
         lines.append("not placed:")
         lines.extend("  [%s] %s" % (u["menu_index"], u["reason"]) for u in plan["unplaced"])
