@@ -181,6 +181,7 @@ msg:
 """
 
 import json
+import math
 import os
 import re
 import time
@@ -200,6 +201,7 @@ from ansible_collections.lpfleet.ai.plugins.module_utils.http import (
     ndjson,
     request,
 )
+from ansible_collections.lpfleet.ai.plugins.module_utils.ollama_names import name_problem
 
 REQUEST_TIMEOUT = 30.0
 PROGRESS_WRITE_SECONDS = 1.0
@@ -465,20 +467,39 @@ def ensure_unloaded(api: Ollama, params: dict[str, Any], check_mode: bool) -> di
 STATES = {"present": ensure_present, "absent": ensure_absent, "loaded": ensure_loaded, "unloaded": ensure_unloaded}
 
 
+# Each number option: the least and the most it may be (finite, so nan and inf are refused).
+NUMBER_RANGES = {
+    "retries": (0, 100, "retries"),
+    "retry_delay": (0, 3600, "seconds"),
+    "timeout": (1e-3, 7 * 24 * 3600, "seconds"),
+    "stall_timeout": (1e-3, 24 * 3600, "seconds"),
+    "progress_interval": (0, 24 * 3600, "seconds, 0 for none"),
+}
+
+
+def number_problem(option: str, value: float) -> Optional[str]:
+    low, high, unit = NUMBER_RANGES[option]
+    if not math.isfinite(value) or not low <= value <= high:
+        return "%s=%s must be a finite number from %s to %s (%s)" % (option, value, low if low else 0, high, unit)
+    return None
+
+
 def bad_input(params: dict[str, Any]) -> Optional[str]:
     """The first invalid option, said with its fix; None when all are valid."""
-    if not params["name"] or re.search(r"\s", params["name"]):
-        return "name=%r is not an Ollama tag; give one such as llama3.1:8b" % params["name"]
-    for option in ("timeout", "stall_timeout"):
-        if params[option] <= 0:
-            return "%s=%s must be a positive number of seconds" % (option, params[option])
-    for option in ("retries", "retry_delay", "progress_interval"):
-        if params[option] < 0:
-            return "%s=%s must be 0 or more" % (option, params[option])
+    problem = name_problem(params["name"])
+    if problem:
+        return "name=%r %s; give one such as llama3.1:8b" % (params["name"], problem)
+    for option in NUMBER_RANGES:
+        problem = number_problem(option, params[option])
+        if problem:
+            return problem
     try:
         base_url(params["url"])
         if params["keep_alive"] is not None:
-            keep_alive_seconds(params["keep_alive"])
+            seconds = keep_alive_seconds(params["keep_alive"])
+            if seconds is not None and not math.isfinite(seconds):
+                raise ValueError("keep_alive=%r is not a finite number of seconds; write 600, 30m, 24h or -1"
+                                 % (params["keep_alive"],))
     except ValueError as err:
         return str(err)
     return None

@@ -198,6 +198,7 @@ checks:
 
 import itertools
 import json
+import math
 import re
 from typing import Any, Callable, Optional
 
@@ -602,14 +603,21 @@ def bad_ollama_input(params: dict[str, Any]) -> Optional[str]:
     return None
 
 
+# Each number option: the least and the most it may be (finite, so nan and inf are refused).
+NUMBER_RANGES = {
+    "deadline": (0, 24 * 3600, "seconds"),
+    "interval": (1e-3, 3600, "seconds"),
+    "request_timeout": (1e-3, 3600, "seconds"),
+    "llm_timeout": (1e-3, 3600, "seconds"),
+    "max_tokens": (1, 1_000_000, "tokens"),
+}
+
+
 def bad_input(params: dict[str, Any]) -> Optional[str]:
-    for option in ("interval", "request_timeout", "llm_timeout"):
-        if params[option] <= 0:
-            return "%s=%s must be a positive number of seconds" % (option, params[option])
-    if params["deadline"] < 0:
-        return "deadline=%s must be 0 or more seconds" % params["deadline"]
-    if params["max_tokens"] < 1:
-        return "max_tokens=%s must be 1 or more" % params["max_tokens"]
+    for option, (low, high, unit) in NUMBER_RANGES.items():
+        value = params[option]
+        if not math.isfinite(value) or not low <= value <= high:
+            return "%s=%s must be a finite number from %s to %s (%s)" % (option, value, low, high, unit)
     if params["smoke"] and not params["model_id"]:
         return ("model_id is required when smoke is true: give the Hugging Face id go-livepeer sends "
                 "(e.g. meta-llama/Meta-Llama-3.1-8B-Instruct), or set smoke: false")

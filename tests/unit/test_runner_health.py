@@ -327,10 +327,19 @@ def test_bad_ollama_options_fail_before_any_request(args, message):
 
 @pytest.mark.parametrize("args, message", [
     ({"url": "localhost:8000"}, "url='localhost:8000' is not an http:// or https:// URL"),
-    ({"deadline": -1}, "deadline=-1.0 must be 0 or more"),
-    ({"interval": 0}, "interval=0.0 must be a positive number"),
-    ({"llm_timeout": -5}, "llm_timeout=-5.0 must be a positive number"),
-    ({"max_tokens": 0}, "max_tokens=0 must be 1 or more"),
+    ({"deadline": -1}, "deadline=-1.0 must be a finite number from 0 to"),
+    ({"interval": 0}, "interval=0.0 must be a finite number from 0.001"),
+    ({"llm_timeout": -5}, "llm_timeout=-5.0 must be a finite number from 0.001"),
+    ({"max_tokens": 0}, "max_tokens=0 must be a finite number from 1"),
+    # issue 12: nan and inf would hang or crash the retry loop; out-of-range numbers are refused
+    ({"deadline": "nan"}, "deadline=nan must be a finite number"),
+    ({"deadline": "inf"}, "deadline=inf must be a finite number"),
+    ({"interval": "nan"}, "interval=nan must be a finite number"),
+    ({"request_timeout": "inf"}, "request_timeout=inf must be a finite number"),
+    ({"request_timeout": "-inf"}, "request_timeout=-inf must be a finite number"),
+    ({"llm_timeout": "nan"}, "llm_timeout=nan must be a finite number"),
+    ({"deadline": 10**9}, "deadline=1000000000.0 must be a finite number from 0 to 86400"),
+    ({"max_tokens": 10**7}, "max_tokens=10000000 must be a finite number from 1 to 1000000"),
     ({"model_id": None}, "model_id is required when smoke is true"),
 ])
 def test_bad_inputs_fail_before_any_request(args, message):
