@@ -21,9 +21,8 @@ MASK = "********"
 _SECRET_KEY = re.compile(r"token|auth|key|passw|secret|credential", re.IGNORECASE)
 # A mistyped secret key is still a secret (tokne, pasword, secert).
 _SECRET_WORDS = ("token", "auth", "password", "secret", "credential", "authorization")
-# scheme://user:password@host: the password is what follows the first ':' of the userinfo.
-_URL_PASSWORD = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)(?P<password>[^/@\s]*)(?P<tail>@.*)$",
-                           re.DOTALL)
+# scheme://user:password@host, anywhere in a string: the password follows the userinfo's first ':'.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:\s]*:)(?P<password>[^/@\s]+)(?=@)")
 
 
 def is_secret_key(name: Any) -> bool:
@@ -33,22 +32,16 @@ def is_secret_key(name: Any) -> bool:
     return bool(_SECRET_KEY.search(name)) or bool(difflib.get_close_matches(name.lower(), _SECRET_WORDS, cutoff=0.8))
 
 
-def url_password(value: Any) -> str | None:
-    """The password of a URL with userinfo, or None."""
+def url_passwords(value: Any) -> list[str]:
+    """The passwords of the URLs with userinfo in VALUE (a string)."""
     if not isinstance(value, str):
-        return None
-    match = _URL_PASSWORD.match(value.strip())
-    if not match or not match.group("password"):
-        return None
-    return match.group("password")
+        return []
+    return [match.group("password") for match in _URL_PASSWORD.finditer(value)]
 
 
 def mask_url(value: str) -> str:
-    """The URL with its password replaced by the mask."""
-    match = _URL_PASSWORD.match(value)
-    if not match or not match.group("password"):
-        return value
-    return match.group("head") + MASK + match.group("tail")
+    """VALUE with the password of every URL in it replaced by the mask."""
+    return _URL_PASSWORD.sub(lambda match: match.group("head") + MASK, value)
 
 
 def mask_value(name: Any, value: Any) -> Any:
@@ -87,9 +80,7 @@ def secret_values(data: Any) -> list[str]:
         for item in data:
             found.extend(secret_values(item))
     else:
-        password = url_password(data)
-        if password:
-            found.append(password)
+        found.extend(url_passwords(data))
     return [value for value in dict.fromkeys(found) if value]
 
 

@@ -7,12 +7,17 @@ A host record (built by playbooks/fleet_report.yml from facts the host reported)
 
     host, gpus (lpfleet_gpus), plan (from plan_ai_models), models_present, models_loaded,
     runners: [{name, url, ok, status, detail}], ai_models_path, error (str, when the host failed)
+
+Every renderer works on the records with their secrets masked (module_utils/secrets.py): the plan's
+entries carry runner and menu-item tokens, and a runner's url may carry a password.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Mapping, Sequence
 
+from ansible_collections.lpfleet.ai.plugins.module_utils.secrets import scrub
 from ansible_collections.lpfleet.ai.plugins.plugin_utils.tables import format_table
 
 HOST_HEADERS = ("HOST", "GPUS", "PLACED", "UNPLACED", "MODELS PRESENT", "LOADED", "RUNNERS")
@@ -89,9 +94,16 @@ def unplaced_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _check_records(records: Any) -> list[Mapping[str, Any]]:
+    """The records sorted by host, secrets masked."""
     if not isinstance(records, list) or not all(isinstance(r, Mapping) and "host" in r for r in records):
         raise TypeError("the fleet report expects a list of host records, each a mapping with a 'host' key")
-    return sorted(records, key=lambda record: record["host"])
+    return sorted((scrub(dict(record)) for record in records), key=lambda record: record["host"])
+
+
+def report_json(records: Any, generated: str | None = None) -> str:
+    """The records as a JSON document ({generated, hosts}), secrets masked."""
+    document = {"generated": generated, "hosts": _check_records(records)}
+    return json.dumps(document, indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
 
 
 def report_text(records: Any) -> str:

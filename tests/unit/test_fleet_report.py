@@ -1,5 +1,7 @@
 """The fleet report renders every host, placement, runner and unplaced item, as text and Markdown."""
 
+import json
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
@@ -60,3 +62,36 @@ def test_a_reason_that_names_its_host_is_not_prefixed_twice():
     plan = {"placement": [], "unplaced": [{"menu_index": 0, "model_id": "m", "reason": "a: m needs 9 MiB"}]}
     text = fleet_report([{"host": "a", "plan": plan}])
     assert "\na: m needs 9 MiB" in text and "a: a:" not in text
+
+
+# --- issue 12: no secret in any format ----------------------------------------------------------
+
+SECRETS = ["tok-en\"quote", "menu-secret-1", "pw-in-url-2", "api-secret-3"]
+RECORD_WITH_SECRETS = {
+    "host": "c",
+    "plan": {"placement": [], "unplaced": [],
+             "ai_models": [{"pipeline": "llm", "model_id": "a/b", "url": "http://llm_runner:8000",
+                            "token": SECRETS[0]},
+                           {"pipeline": "text-to-image", "model_id": "c/d", "url": "http://t2i:9000",
+                            "Token": SECRETS[1], "api_key": SECRETS[3]}]},
+    "runners": [{"name": "llm_runner", "url": f"http://user:{SECRETS[2]}@127.0.0.1:8000", "ok": False,
+                 "detail": f"GET http://user:{SECRETS[2]}@127.0.0.1:8000/health refused"}],
+}
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_no_secret_reaches_any_format(fmt):
+    report = fleet_report(RECORDS + [RECORD_WITH_SECRETS], format=fmt)
+    for secret in SECRETS:
+        for form in (secret, json.dumps(secret)[1:-1]):
+            assert form not in report, (fmt, form)
+    assert "http://user:********@127.0.0.1:8000" in report
+
+
+def test_json_format_is_the_records_with_secrets_masked():
+    document = json.loads(fleet_report([RECORD_WITH_SECRETS], format="json", generated="2026-11-30T06:00:00Z"))
+    assert document["generated"] == "2026-11-30T06:00:00Z"
+    (record,) = document["hosts"]
+    assert [entry.get("token", entry.get("Token")) for entry in record["plan"]["ai_models"]] == ["********"] * 2
+    assert record["plan"]["ai_models"][1]["api_key"] == "********"
+    assert record["plan"]["ai_models"][0]["model_id"] == "a/b"
