@@ -216,6 +216,85 @@ def test_preflight_stops_and_changes_nothing(fault_lab: FaultLab, case: str) -> 
     assert_pristine(host)
 
 
+# --- 6b: one bad value per role, and bad menu items, stop site.yml in preflight (issue 12) ------
+# preflight runs every role's `checks` entry point (argument specs, then the role's own checks)
+# before any role changes the host. A spec failure is Ansible's own message ("must be one of", "is
+# of type") in a task preflight includes; the host is the one Ansible names on the failure line.
+
+SPEC_TASK = "Validating arguments against arg spec "
+MENU_SECRET = "menu-secret-5q"
+RUNNER_SECRET = "runner-secret-6r"
+EXTERNAL_T2I = {"pipeline": "text-to-image", "model_id": "SG161222/RealVisXL_V4.0_Lightning", "warm": False,
+                "price_per_unit": 4768371, "url": "http://t2i-runner:9000"}
+
+# id: (extra vars, the failing task (a prefix for spec validation), what the message must name, secrets
+# that must appear nowhere in the output)
+ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]] = {
+    "preflight-layout-not-a-choice": (
+        {"lpfleet_stack_layout": "per-gpu"}, "lpfleet.ai.preflight : " + SPEC_TASK + "main",
+        ["lpfleet_stack_layout", "must be one of", "shared, per_gpu", "per-gpu"], []),
+    "docker-engine-source-not-a-choice": (
+        {"docker_engine_source": "dockr"}, "lpfleet.ai.docker_engine : " + SPEC_TASK + "checks",
+        ["docker_engine_source", "must be one of", "distro, docker", "dockr"], []),
+    "toolkit-repo-url-without-scheme": (
+        {"nvidia_container_toolkit_repo_base_url": "nvidia.github.io/libnvidia-container"},
+        "lpfleet.ai.nvidia_container_toolkit : Require an http(s) URL for NVIDIA's repository",
+        ["nvidia_container_toolkit_repo_base_url", '"nvidia.github.io/libnvidia-container"', "Fix:", "https://"], []),
+    "network-name-with-a-space": (
+        {"livepeer_network_name": "livepeer ai"}, "lpfleet.ai.livepeer_network : Require names Docker accepts",
+        ["livepeer_network_name", '"livepeer ai"', "Fix:", "livepeer-ai"], []),
+    "stack-wait-timeout-zero": (
+        {"ollama_stack_wait_timeout": 0}, "lpfleet.ai.ollama_stack : Require finite numbers in range",
+        ["ollama_stack_wait_timeout", "from 1 to 86400", "Fix:"], []),
+    "keep-alive-forever": (
+        {"ollama_models_keep_alive": "forever"}, "lpfleet.ai.ollama_models : Require a keep_alive Ollama reads",
+        ["ollama_models_keep_alive", '"forever"', "Fix:", "24h"], []),
+    "token-file-world-readable": (
+        {"ai_models_mode": "0644"}, "lpfleet.ai.ai_models : Check the entries against go-livepeer's rules",
+        ["mode", "0644", "runner token", "Fix:", "0600"], []),
+    "verify-deadline-nan": (
+        {"verify_deadline": "nan"}, "lpfleet.ai.verify : Require finite numbers in range",
+        ["verify_deadline", '"nan"', "finite", "Fix:"], []),
+    "menu-price-infinite": (
+        {"lpfleet_model_menu": [dict(LLAMA_8B, price_per_unit=float("inf"))]}, "Plan this host's models on its GPUs",
+        ["lpfleet_model_menu[0].price_per_unit", "not a finite number", "Fix:"], []),
+    "menu-model-id-ends-in-a-newline": (
+        {"lpfleet_model_menu": [LLAMA_8B, dict(EXTERNAL_T2I, model_id=EXTERNAL_T2I["model_id"] + "\n")]},
+        "Plan this host's models on its GPUs", ["lpfleet_model_menu[1].model_id", "control character", "Fix:"], []),
+    "menu-url-ends-in-a-tab": (
+        {"lpfleet_model_menu": [LLAMA_8B, dict(EXTERNAL_T2I, url=EXTERNAL_T2I["url"] + "\t")]},
+        "Plan this host's models on its GPUs", ["lpfleet_model_menu[1].url", "url.Parse", "Fix:"], []),
+    "menu-token-with-a-newline": (
+        {"lpfleet_model_menu": [LLAMA_8B, dict(EXTERNAL_T2I, token=MENU_SECRET + "\nx")]},
+        "Plan this host's models on its GPUs", ["lpfleet_model_menu[1].token", "header value", "Fix:"],
+        [MENU_SECRET]),
+    "runner-token-with-a-newline": (
+        {"lpfleet_runner_token": RUNNER_SECRET + "\nx"},
+        "lpfleet.ai.ollama_stack : Require a token that an env file can carry",
+        ["lpfleet_runner_token", "line breaks", "Fix:"], [RUNNER_SECRET]),
+}
+
+
+@pytest.mark.parametrize("case", list(ONE_BAD_VALUE_CASES))
+def test_one_bad_value_stops_site_yml_before_any_change(fault_lab: FaultLab, case: str) -> None:
+    extra_vars, task, fragments, secrets = ONE_BAD_VALUE_CASES[case]
+    mark_host(FRESH)
+
+    result = fault_lab.runner.run("site.yml", FRESH.name, extra_vars, timeout=300)
+
+    assert result.returncode != 0, f"site.yml passed:\n{result.describe()}"
+    failure = result.the_failure_of(FRESH.name)
+    expected_task = task if " : " in task else PREFLIGHT + task
+    assert failure.task.startswith(expected_task), f"stopped in {failure.task!r}:\n{result.describe()}"
+    assert_names(failure.msg, *fragments, result=result)
+    if SPEC_TASK not in task:
+        assert_names(failure.msg, FRESH.name, result=result)
+    leaked = [secret for secret in secrets if secret in result.output]
+    assert not leaked, f"{leaked} shown in the output:\n{result.describe()}"
+    assert result.recap[FRESH.name]["changed"] == 0, result.describe()
+    assert_pristine(FRESH)
+
+
 # --- 7: a pull cut half way resumes; a pull that keeps failing leaves the host as it was --------
 
 
