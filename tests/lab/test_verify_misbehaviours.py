@@ -85,24 +85,25 @@ def wait_for_runners(timeout: float = 90) -> None:
         time.sleep(0.5)
 
 
-def compose(*args: str, override: bool = False) -> None:
+def recreate_runners(override: bool = False) -> None:
+    """`docker compose up` of the two runners only; -t 0: the stand-in (PID 1) ignores SIGTERM, no 10 s wait."""
     files = ["-f", "compose.yaml"] + (["-f", OVERRIDE] if override else [])
     services = [stack["service"] for stack in STACKS.values()]
-    HOST.shell(f"cd {PROJECT_DIR} && docker compose {' '.join(files)} {' '.join(args)} {' '.join(services)}",
-               timeout=180)
+    HOST.shell(f"cd {PROJECT_DIR} && docker compose {' '.join(files)} up -d --no-deps --force-recreate -t 0 "
+               f"{' '.join(services)}", timeout=180)
 
 
 def misbehave(settings: dict[str, dict[str, str]]) -> None:
     """Recreate both runners, each with its stack's RUNNER_LAB_* settings added."""
     document = {"services": {STACKS[stack]["service"]: {"environment": env} for stack, env in settings.items()}}
     HOST.put(OVERRIDE, yaml.safe_dump(document).encode())
-    compose("up", "-d", "--no-deps", "--force-recreate", override=True)
+    recreate_runners(override=True)
     wait_for_runners()
 
 
 def restore() -> None:
     """The runners as the plan has them; nothing loaded or pulled that the plan does not put there."""
-    compose("up", "-d", "--no-deps", "--force-recreate")
+    recreate_runners()
     for stack in STACKS.values():
         port = stack["ollama_port"]
         for model in ollama_api(HOST, "/api/ps", port=port)["models"]:
@@ -192,4 +193,5 @@ def test_verify_names_each_misbehaving_runner(lab: PlaybookRunner, case: str) ->
     assert result.the_failure_of(HOST.name).msg.startswith(f"{HOST.name}: 2 check(s) failed: "), result.describe()
     for stack, fragments in expected.items():
         assert_says(runner_failure(result, stack), *fragments, result=result)
+    print(f"\n{case}: {result.the_failure_of(HOST.name).msg}")
 
