@@ -26,7 +26,7 @@ def model_names(document: Any, url: str) -> list[str]:
     """The canonical names of a `{"models": [{"name": ...}]}` answer, sorted; RequestFailed when it is not one."""
     models = document.get("models") if isinstance(document, dict) else None
     if not isinstance(models, list) or not all(isinstance(model, dict) for model in models):
-        raise RequestFailed('expected a body {"models": [...]}', url)
+        raise RequestFailed("expected a body with a list of models", url)
     return sorted(canonical_tags(str(model.get("name") or model.get("model") or "") for model in models))
 
 

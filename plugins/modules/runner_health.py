@@ -486,8 +486,8 @@ def served_findings(params: dict[str, Any], before: OllamaState, after: OllamaSt
         if tag in loaded:
             findings.append("%s (tag %s) is loaded in Ollama %s, which the plan does not give it; the plan serves it "
                             "from Ollama %s: the runner talks to another GPU's Ollama. Fix: point the runner at %s "
-                            "(its OLLAMA_BASE_URL), then unload %s from %s" % (model, tag, name, ollama, ollama, tag,
-                                                                                 name))
+                            "(its OLLAMA_BASE_URL), then unload %s from %s"
+                            % (model, tag, name, ollama, ollama, tag, name))
     return findings
 
 
@@ -557,8 +557,8 @@ def run_checks(runner: Runner, params: dict[str, Any]) -> dict[str, dict[str, An
     checks["health"]["status"] = seen["status"]
     if not checks["health"]["ok"]:
         reason = "health failed"
-        checks.update({name: skipped(reason) for name in ("hardware_info", "version", "llm", "llm_stream", "served",
-                                                           "token")})
+        later = ("hardware_info", "version", "llm", "llm_stream", "served", "token")
+        checks.update({name: skipped(reason) for name in later})
         return checks
     checks["hardware_info"] = run_check(lambda: probe_json(runner, "/hardware/info", "gpu_info"), 0, interval)
     checks["version"] = run_check(lambda: probe_json(runner, "/version", "version"), 0, interval)
