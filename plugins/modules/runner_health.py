@@ -472,6 +472,13 @@ def served_findings(params: dict[str, Any], before: OllamaState, after: OllamaSt
                         "Ollama %s and ask for %s" % (model, ollama, tag, ", ".join(after.loaded) or "nothing", ollama,
                                                       tag))
     stray = [name for name in after.loaded if name not in planned]
+    earlier = [name for name in stray if name in before.loaded]
+    stray = [name for name in stray if name not in earlier]
+    if earlier:
+        findings.append("Ollama %s had %s loaded before the smoke requests for %s, which the plan does not put there "
+                        "(it plans %s): an earlier request loaded it (this runner or another client). Fix: unload it "
+                        "(ollama stop <tag>) and run verify again" % (ollama, ", ".join(earlier), model,
+                                                                      ", ".join(sorted(planned))))
     if stray:
         findings.append("Ollama %s has %s loaded, which the plan does not put there (it plans %s): the runner maps %s "
                         "to another tag. Fix: make the runner ask for %s, then unload the others (ollama stop <tag>)"

@@ -248,6 +248,15 @@ def test_a_runner_mapping_the_model_to_another_present_tag_fails():
             f"runner maps {MODEL_ID} to another tag") in result["msg"]
 
 
+def test_a_tag_loaded_before_the_smoke_requests_is_reported_as_such():
+    with installed_ollama("llama3.1:8b", "mistral:7b") as ollama, RunnerServer(ollama=ollama) as server:
+        ollama.loaded["mistral:7b"] = datetime.now(UTC)
+        result = run(server, **watch(ollama))
+    assert result["failed"] and len(result["checks"]["served"]["findings"]) == 1
+    assert (f"Ollama ollama had mistral:7b loaded before the smoke requests for {MODEL_ID}, which the plan does not "
+            "put there (it plans llama3.1:8b): an earlier request loaded it") in result["msg"]
+
+
 def test_a_runner_pulling_its_own_copy_fails():
     own = "llama3.1:8b-instruct-q4_K_M"
     with installed_ollama("llama3.1:8b", registry=(own,)) as ollama, \
