@@ -315,3 +315,20 @@ def test_serve_mode_reports_on_status(tmp_path, runner):
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+def test_warm_managed_containers_take_the_nvidia_devices_in_file_order(tmp_path):
+    """go-livepeer's allocation rule: the n-th warm managed entry on the n-th -nvidia device; url entries take none."""
+    entries = [
+        {"pipeline": "audio-to-text", "model_id": "openai/whisper-large-v3", "warm": True, "price_per_unit": 1},
+        {"pipeline": "image-to-image", "model_id": "ByteDance/SDXL-Lightning", "price_per_unit": 1},
+        {"pipeline": "text-to-image", "model_id": "SG161222/RealVisXL_V4.0_Lightning", "warm": True,
+         "price_per_unit": 1},
+    ]
+    code, report = check(tmp_path, entries, "-nvidia", "1,0", "-network", "offchain")
+    assert code == 0, report
+    assert [(w["model_id"], w["gpu"]) for w in report["warm_gpus"]] == [
+        ("openai/whisper-large-v3", "1"), ("SG161222/RealVisXL_V4.0_Lightning", "0")]
+    code, report = check(tmp_path, entries[::-1], "-nvidia", "1,0", "-network", "offchain")
+    assert [(w["model_id"], w["gpu"]) for w in report["warm_gpus"]] == [
+        ("SG161222/RealVisXL_V4.0_Lightning", "1"), ("openai/whisper-large-v3", "0")]

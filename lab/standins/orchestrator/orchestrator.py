@@ -15,7 +15,10 @@ What it reproduces (see shared/contracts/go-livepeer-aimodels.md):
   pixels_per_unit that is not a positive integer stop the node (unless `-network offchain`);
 - pipelines map to capabilities (`llm` yes, `LLM` no); the same model_id warm and cold panics;
 - managed (no `url`) warm entries each take one of `GPU count x -aiRunnerContainersPerGPU`
-  slots (one emulated slot without `-nvidia`); none left stops the node;
+  slots (one emulated slot without `-nvidia`); none left stops the node. go-livepeer's
+  allocation rule: warm managed containers are started in file order, each on the first free
+  device of the `-nvidia` list, so the n-th warm managed entry gets the n-th listed GPU; the
+  report's `warm_gpus` says which GPU each warm container got;
 - for each `url` entry: `GET {url}/health` every 500 ms, 5 s per try, up to `-maxWait`
   seconds (go-livepeer: 2 minutes); ready = 200 with a JSON content type and a status
   other than ERROR (LOADING noted); then `/hardware/info` and `/version`; the entry's
@@ -626,6 +629,7 @@ class Startup:
         self.errors: list[str] = []
         self.log: list[str] = []
         self.slots: list[str] = []
+        self.slot_gpus: list[str] = []
         self.used_slots: list[dict[str, Any]] = []
         self.constraints: dict[tuple[str, str], dict[str, Any]] = {}
 
@@ -651,6 +655,10 @@ class Startup:
             "aiModels": self.options.ai_models,
             "network": self.options.network,
             "gpu_slots": {"total": len(self.slots), "used": self.used_slots},
+            "warm_gpus": [{"index": entry["index"], "pipeline": entry["pipeline"], "model_id": entry["model_id"],
+                           "gpu": slot["gpu"]}
+                          for entry in self.registered for slot in self.used_slots
+                          if slot["entry_index"] == entry["index"]],
             "registered": self.registered,
             "warnings": self.warnings,
             "errors": self.errors,
@@ -684,6 +692,7 @@ class Startup:
         else:
             self.warnings.append("!!! No GPU discovered, using CPU for AIWorker !!!")
             gpus = ["emulated-0"]
+        self.slot_gpus = [gpu for _ in range(max(self.options.containers_per_gpu, 1)) for gpu in gpus]
         if self.options.containers_per_gpu > 1:
             gpus = [f"colocated-{i}-{gpu}" for i in range(self.options.containers_per_gpu) for gpu in gpus]
         return gpus
@@ -742,8 +751,12 @@ class Startup:
         if not config.url:
             if len(self.used_slots) >= len(self.slots):
                 raise Fatal(f"Error AI worker warming {config.pipeline} container: insufficient capacity")
-            slot = self.slots[len(self.used_slots)]
-            self.used_slots.append({"slot": slot, "pipeline": config.pipeline, "model_id": config.model_id})
+            # The first free device of the -nvidia list, in file order.
+            position = len(self.used_slots)
+            slot = self.slots[position]
+            self.used_slots.append({"slot": slot, "gpu": self.slot_gpus[position], "entry_index": entry["index"],
+                                    "pipeline": config.pipeline, "model_id": config.model_id})
+            self.note(f"warm {config.pipeline} container for {config.model_id} on GPU {self.slot_gpus[position]}")
             entry.setdefault("gpu_slots", []).append(slot)
             entry["status"] = "managed-warm"
             return
