@@ -23,7 +23,7 @@ description:
   - A model never gets less VRAM than its weights (its download size) plus 10% (at least 1024 MiB) for the
     context; where the catalog's figure is lower, the plan uses the larger and says so in C(vram_basis).
   - go-livepeer starts the n-th warm managed entry of C(aiModels.json) on the n-th GPU of its C(-nvidia) list, and a
-    cold managed model on any listed GPU without a container. C(nvidia_devices) is the list that carries the plan:
+    cold managed model on any listed GPU without a container. C(nvidia_devices) is the list that carries the plan,
     the warm managed models' GPUs in file order, then the GPUs where every cold managed model fits. With
     O(livepeer_nvidia) (the node's actual value) the plan is made for that list (the warm managed entries are
     ordered to match) when it serves the same items; otherwise C(nvidia_problem) names the value the plan needs.

@@ -601,8 +601,8 @@ def _cold_llm_gpu(item: _Item, gpus: list[_Gpu], headroom: int, llm_gpus: set[in
 
 def _needs(item: _Item, headroom: int, host: str) -> str:
     basis = " (%s)" % item.vram_basis if item.vram_basis else ""
-    return "%s needs %d MiB%s + %d MiB headroom = %d MiB" % (item.title(host), item.vram, basis, headroom,
-                                                          item.vram + headroom)
+    return "%s needs %d MiB%s + %d MiB headroom = %d MiB" % (
+        item.title(host), item.vram, basis, headroom, item.vram + headroom)
 
 
 def _refusal(item: _Item, served: list[_Item], arrangement: dict[int, int], gpus: list[_Gpu], headroom: int,
