@@ -845,7 +845,7 @@ def _check_stacks(stacks: list[dict[str, Any]], placement: list[dict[str, Any]],
             port_variable = OPTION_VARIABLES["%s_port" % service]
             name_variable = OPTION_VARIABLES["%s_name" % service]
             if not 1 <= port <= MAX_PORT:
-                problems.append("%s %s would publish port %d, outside 1-%d (per_gpu adds the GPU index to the port). "
+                problems.append("%s: %s would publish port %d, outside 1-%d (per_gpu adds the GPU index to the port). "
                                 "Fix: lower %s." % (port_variable, what, port, MAX_PORT, port_variable))
             elif port in ports:
                 problems.append("%s: %s would publish port %d, which %s already publishes. Fix: set "
