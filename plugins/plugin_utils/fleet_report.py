@@ -70,7 +70,9 @@ def placement_rows(records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     rows = []
     for record in records:
         for placement in (record.get("plan") or {}).get("placement", []):
-            gpu = "-" if placement.get("gpu_index") is None else "GPU%s" % placement["gpu_index"]
+            gpu = "GPU%s" % placement["gpu_index"] if placement.get("gpu_index") is not None else (
+                "GPUs %s" % ",".join(str(index) for index in placement["gpu_pool"]) if placement.get("gpu_pool")
+                else "-")  # a pool: Ollama or go-livepeer picks among these GPUs
             rows.append([record["host"], gpu, placement["pipeline"], placement["model_id"],
                          "warm" if placement.get("warm") else "cold", placement.get("vram_mib"),
                          _model_state(placement, record)])
