@@ -231,10 +231,10 @@ EXTERNAL_T2I = {"pipeline": "text-to-image", "model_id": "SG161222/RealVisXL_V4.
 # that must appear nowhere in the output)
 ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]] = {
     "preflight-layout-not-a-choice": (
-        {"lpfleet_stack_layout": "per-gpu"}, "lpfleet.ai.preflight : " + SPEC_TASK + "main",
+        {"lpfleet_stack_layout": "per-gpu"}, "lpfleet.ai.preflight : " + SPEC_TASK + "'main'",
         ["lpfleet_stack_layout", "must be one of", "shared, per_gpu", "per-gpu"], []),
     "docker-engine-source-not-a-choice": (
-        {"docker_engine_source": "dockr"}, "lpfleet.ai.docker_engine : " + SPEC_TASK + "checks",
+        {"docker_engine_source": "dockr"}, "lpfleet.ai.docker_engine : " + SPEC_TASK + "'checks'",
         ["docker_engine_source", "must be one of", "distro, docker", "dockr"], []),
     "toolkit-repo-url-without-scheme": (
         {"nvidia_container_toolkit_repo_base_url": "nvidia.github.io/libnvidia-container"},

@@ -91,7 +91,7 @@ def playbook(work: Path, runner_port: int) -> str:
          **failing_role("lpfleet.ai.preflight", "plan.yml",
                         {"lpfleet_model_menu": [dict(EXTERNAL_T2I, tokne=TYPO_SECRET)]})},
         {"name": "Check a runner token with a newline (fails)",
-         **failing_role("lpfleet.ai.ollama_stack", "checks.yml", {"lpfleet_runner_token": BAD_TOKEN + "\n"})},
+         **failing_role("lpfleet.ai.ollama_stack", "checks", {"lpfleet_runner_token": BAD_TOKEN + "\n"})},
     ]
     plays = [{"name": "Secrets under -vvv --diff", "hosts": "node1", "gather_facts": False, "tasks": tasks},
              {"ansible.builtin.import_playbook": str(REPO / "playbooks" / "fleet_report.yml")}]
