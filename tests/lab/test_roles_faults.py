@@ -169,7 +169,8 @@ PREFLIGHT_CASES = {
     "no-nvidia-driver": (
         NO_GPU, None, "Require the NVIDIA driver and at least one GPU",
         ["no NVIDIA GPU found", "preflight_require_gpu", "Fix: install the NVIDIA driver"]),
-    # Debian's own docker-compose on 12 is the Python 1.x one, and the lab cannot reach Docker's repository.
+    # Debian's own docker-compose on 12 is the Python 1.x one; with docker_engine_source: docker the same host
+    # converges (molecule/default's mol-deb12, against the lab's stand-in of Docker's repository).
     "debian-12-without-compose-v2": (
         FRESH_DEBIAN_12, None, "lpfleet.ai.docker_engine : Stop where the distribution has no compose v2 package",
         ["Debian 12 (bookworm)", "compose v2", "Fix:", "docker_engine_source: docker"]),
@@ -250,7 +251,7 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
         {"ollama_models_keep_alive": "forever"}, "lpfleet.ai.ollama_models : Require a keep_alive Ollama reads",
         ["ollama_models_keep_alive", '"forever"', "Fix:", "24h"], []),
     "token-file-world-readable": (
-        {"ai_models_mode": "0644"}, "lpfleet.ai.ai_models : Check the entries against go-livepeer's rules",
+        {"ai_models_mode": "0644"}, "lpfleet.ai.ai_models : Stop on entries or a mode the module refuses",
         ["mode", "0644", "runner token", "Fix:", "0600"], []),
     "verify-deadline-nan": (
         {"verify_deadline": "nan"}, "lpfleet.ai.verify : Require finite numbers in range",
