@@ -42,6 +42,36 @@ def ai_models_path(host):
     return host.ansible.get_variables().get("ai_models_path", "/root/.lpData/aiModels.json")
 
 
+DOCKER_CE_PACKAGES = ("docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin", "docker-compose-plugin")
+
+
+def installed_version(host, package):
+    """The installed version of PACKAGE, or None."""
+    result = host.run("dpkg-query --show --showformat='${db:Status-Status} ${Version}' %s", package)
+    status, _, version = result.stdout.partition(" ")
+    return version if result.rc == 0 and status == "installed" else None
+
+
+def test_docker_comes_from_the_source_asked_for(host):
+    """distro: Debian's docker.io; docker: Docker CE's packages from Docker's repository, compose v2 its plugin."""
+    if host.ansible.get_variables().get("docker_engine_source", "distro") == "distro":
+        assert installed_version(host, "docker.io")
+        assert not installed_version(host, "docker-ce")
+        return
+    versions = {package: installed_version(host, package) for package in DOCKER_CE_PACKAGES}
+    assert all(versions.values()), versions
+    assert not installed_version(host, "docker.io")
+    # The lab's stand-in engine reports the version Debian built it as (26.1.5+dfsg1).
+    engine = host.run("docker version --format '{{.Server.Version}}'")
+    upstream = engine.stdout.strip().split("+")[0]
+    assert engine.rc == 0, engine.stderr
+    assert versions["docker-ce"].startswith("5:" + upstream + "-1~debian."), (engine.stdout, versions)
+    owner = host.run("dpkg-query --search /usr/libexec/docker/cli-plugins/docker-compose")
+    assert owner.stdout.startswith("docker-compose-plugin:"), owner.stdout
+    source = host.file("/etc/apt/sources.list.d/docker.list").content_string
+    assert "signed-by=/etc/apt/keyrings/docker.asc" in source and source.split()[-2:] == ["bookworm", "stable"]
+
+
 def test_network_and_volume_exist(host):
     assert host.run("docker network inspect livepeer-ai").rc == 0
     assert host.run("docker volume inspect ollama").rc == 0
