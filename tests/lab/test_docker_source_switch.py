@@ -11,7 +11,9 @@ network with the model llama3.1:8b in the `ollama` volume. Then:
   docker-ce, docker-ce-cli, containerd.io and the two plugins from the lab's Docker repository
   stand-in; Docker and the Ollama container start again on the same /var/lib/docker, and the
   volume, its model files and the model list are the ones from before (nothing pulled again);
-- a second run changes nothing.
+- a second run changes nothing;
+- going back to Debian's packages, even allowed, stops before any change: Debian 12 packages no
+  compose v2, and the switch would remove Docker CE's.
 
 Slow: about two minutes (two apt installs and three short plays: --tags docker_engine).
 """
@@ -154,3 +156,21 @@ def test_the_switch_keeps_the_model_volume_and_its_models(runner: PlaybookRunner
 
     again = runner.run("site.yml", HOST.name, SWITCH, options=ONLY_DOCKER_ENGINE, timeout=300)
     assert again.returncode == 0 and again.recap[HOST.name]["changed"] == 0, again.describe()
+
+
+def test_the_way_back_on_debian_12_stops_before_removing_compose(runner: PlaybookRunner) -> None:
+    """Back to distro, even allowed: Debian 12 has no compose v2, and the switch would remove Docker CE's."""
+    versions = {package: installed(HOST, package) for package in DOCKER_CE}
+    assert all(versions.values()), f"the switch test did not leave Docker CE installed: {versions}"
+    back = {"docker_engine_source": "distro", "docker_engine_allow_source_switch": True}
+
+    result = runner.run("site.yml", HOST.name, back, options=ONLY_DOCKER_ENGINE, timeout=300)
+
+    assert result.returncode != 0, f"the way back went ahead:\n{result.describe()}"
+    failure = result.the_failure_of(HOST.name)
+    assert failure.task == "lpfleet.ai.docker_engine : Stop where the distribution has no compose v2 package", \
+        result.describe()
+    for fragment in [HOST.name, "Debian 12 (bookworm)", "docker-compose-plugin) would go with the switch", "Fix:"]:
+        assert fragment in failure.msg, f"the message lacks {fragment!r}:\n{failure.msg}"
+    assert result.recap[HOST.name]["changed"] == 0, result.describe()
+    assert {package: installed(HOST, package) for package in DOCKER_CE} == versions
