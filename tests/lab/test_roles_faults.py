@@ -6,6 +6,9 @@ host, the variable and the fix, and that nothing on the host changed:
 
 - bad input and unfit hosts (Debian 12 without compose v2 included) stop site.yml in preflight or
   in the first check of the role concerned, on fresh hosts that stay fresh;
+- one bad value of each of the eight roles' variables, and bad menu items (an infinite price, a
+  control character in a model id, url or token, a tag Ollama refuses), stop site.yml in preflight
+  (which runs every role's `checks` entry point) with changed=0 and no secret in the output;
 - on a converged host, a pull cut once resumes (Range) and the play passes; a pull that keeps
   failing stops the play in ollama_models with the previous aiModels.json and stack untouched;
 - verify.yml names the host, the check and what it saw for a runner answering ERROR or not at all;
@@ -269,6 +272,10 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
         {"lpfleet_model_menu": [LLAMA_8B, dict(EXTERNAL_T2I, token=MENU_SECRET + "\nx")]},
         "Plan this host's models on its GPUs", ["lpfleet_model_menu[1].token", "header value", "Fix:"],
         [MENU_SECRET]),
+    "menu-ollama-tag-ollama-refuses": (
+        {"lpfleet_model_menu": [LLAMA_8B, extra_llm("Qwen/Qwen2.5-7B-Instruct", "qwen2.5 7b", vram_mib=3000,
+                                                     download_mb=10)]},
+        "Plan this host's models on its GPUs", ["lpfleet_model_menu[1].ollama_tag", "qwen2.5 7b", "Fix:"], []),
     "runner-token-with-a-newline": (
         {"lpfleet_runner_token": RUNNER_SECRET + "\nx"},
         "lpfleet.ai.ollama_stack : Require a token that an env file can carry",
