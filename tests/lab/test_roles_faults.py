@@ -51,8 +51,9 @@ HOSTS = (NO_GPU, FRESH, FRESH_DEBIAN_12, CONVERGED)
 PREFLIGHT = "lpfleet.ai.preflight : "
 AI_MODELS_JSON = "/root/.lpData/aiModels.json"
 STACK_CONTAINERS = ("ollama", "llm_runner")
-# More MB than any disk here has: the planned download can never fit.
-HUGE_DOWNLOAD_MB = 10**9
+# More MB than any disk here has: with it as preflight_disk_margin_mb, the planned download can never
+# fit. (Not as a download size: the planner now counts the download as the weights, VRAM included.)
+HUGE_MARGIN_MB = 10**9
 
 LLAMA_8B = {"pipeline": "llm", "model_id": "meta-llama/Meta-Llama-3.1-8B-Instruct", "warm": True,
             "price_per_unit": 0.18, "currency": "USD", "pixels_per_unit": 1000000}
@@ -162,9 +163,9 @@ MENU_WITH_OLLAMA_TAG = [LLAMA_8B, dict(LLAMA_8B, model_id="llama3.1:8b", warm=Fa
 MENU_WITH_STRING_PRICE = [LLAMA_8B, {"pipeline": "llm", "model_id": "mistralai/Mistral-7B-Instruct-v0.3",
                                      "warm": False, "price_per_unit": "0.5e-3USD", "pixels_per_unit": 1000000}]
 MENU_WITH_WARM_70B = [dict(LLAMA_8B, model_id="meta-llama/Meta-Llama-3.1-70B-Instruct", required=True)]
-MENU_WITH_HUGE_DOWNLOAD = [LLAMA_8B, extra_llm("Qwen/Qwen2.5-7B-Instruct", "qwen2.5:7b", vram_mib=6000,
-                                               download_mb=HUGE_DOWNLOAD_MB)]
-HUGE_8B_IN_CATALOG = [{"model_id": LLAMA_8B["model_id"], "download_mb": HUGE_DOWNLOAD_MB}]
+MENU_WITH_A_DOWNLOAD = [LLAMA_8B, extra_llm("Qwen/Qwen2.5-7B-Instruct", "qwen2.5:7b", vram_mib=6000,
+                                            download_mb=4000)]
+BIGGER_8B_IN_CATALOG = [{"model_id": LLAMA_8B["model_id"], "download_mb": 5500}]
 
 # id: (host, extra vars, the failing task (preflight's unless a role is named), what the message must
 # name besides the host)
@@ -181,11 +182,13 @@ PREFLIGHT_CASES = {
         FRESH, {"preflight_supported_os": ["Debian 12", "Ubuntu 24.04"]}, "Require a supported operating system",
         ["Debian 13", "is not supported", "preflight_supported_os", "Fix:"]),
     "disk-too-small-catalog-override": (
-        FRESH, {"lpfleet_model_catalog_overrides": HUGE_8B_IN_CATALOG},
+        FRESH, {"lpfleet_model_catalog_overrides": BIGGER_8B_IN_CATALOG, "preflight_disk_margin_mb": HUGE_MARGIN_MB},
         "Require free disk for the models still to download",
-        ["llama3.1:8b", f"{HUGE_DOWNLOAD_MB} MB", "preflight_disk_margin_mb", "lpfleet_model_menu", "Fix:"]),
+        ["llama3.1:8b, 5500 MB", f"{HUGE_MARGIN_MB + 5500} MB", "preflight_disk_margin_mb", "lpfleet_model_menu",
+         "Fix:"]),
     "disk-too-small-menu-download-mb": (
-        FRESH, {"lpfleet_model_menu": MENU_WITH_HUGE_DOWNLOAD}, "Require free disk for the models still to download",
+        FRESH, {"lpfleet_model_menu": MENU_WITH_A_DOWNLOAD, "preflight_disk_margin_mb": HUGE_MARGIN_MB},
+        "Require free disk for the models still to download",
         ["llama3.1:8b, qwen2.5:7b", "preflight_disk_margin_mb", "lpfleet_model_menu", "Fix:"]),
     "ollama-tag-as-model-id": (
         FRESH, {"lpfleet_model_menu": MENU_WITH_OLLAMA_TAG}, "Plan this host's models on its GPUs",
