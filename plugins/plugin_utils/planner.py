@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from ansible_collections.lpfleet.ai.plugins.module_utils.aimodels_rules import canonical_entry, validate_entries
+from ansible_collections.lpfleet.ai.plugins.module_utils.ollama_names import name_problem
 from ansible_collections.lpfleet.ai.plugins.plugin_utils.catalog import (
     CONTEXT_MARGIN_TEXT,
     CatalogError,
@@ -57,7 +58,6 @@ OPTION_VARIABLES = {
 MAX_PORT = 65535
 
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_OLLAMA_TAG = re.compile(r"^\S+$")
 
 
 class PlanError(ValueError):
@@ -360,9 +360,10 @@ def _lpfleet_key_problems(item: _Item, raw: Mapping[str, Any], label: str) -> li
         if key in raw and (not _is_int(raw[key]) or raw[key] <= 0):
             problems.append("%s.%s = %r: must be a positive whole number of %s. Fix: e.g. %s: 7630."
                             % (label, key, raw[key], "MiB" if key == "vram_mib" else "MB", key))
-    if "ollama_tag" in raw and (not isinstance(raw["ollama_tag"], str) or not _OLLAMA_TAG.match(raw["ollama_tag"])):
-        problems.append("%s.ollama_tag = %r: must be an Ollama model name. Fix: e.g. ollama_tag: llama3.1:8b."
-                        % (label, raw["ollama_tag"]))
+    tag_problem = name_problem(raw["ollama_tag"]) if "ollama_tag" in raw else None
+    if tag_problem:
+        problems.append("%s.ollama_tag = %r %s. Fix: e.g. ollama_tag: llama3.1:8b."
+                        % (label, raw["ollama_tag"], tag_problem))
     for key in ("ollama_tag", "download_mb"):
         if key in raw and not item.served_by_ollama:
             why = "an external url" if item.external else "pipeline %s" % item.pipeline

@@ -398,7 +398,9 @@ def test_catalog_pipeline_mismatch():
     [
         (dict(LLAMA, vram_mib="8G"), "lpfleet_model_menu[0].vram_mib = '8G': must be a positive whole number of MiB"),
         (dict(LLAMA, download_mb=0), "lpfleet_model_menu[0].download_mb = 0"),
-        (dict(LLAMA, ollama_tag="llama 3"), "lpfleet_model_menu[0].ollama_tag = 'llama 3'"),
+        (dict(LLAMA, ollama_tag="llama 3"), "lpfleet_model_menu[0].ollama_tag = 'llama 3' is not an Ollama name"),
+        (dict(LLAMA, ollama_tag="llama3.1:8b\n"), "ollama_tag = 'llama3.1:8b\\n' has whitespace around it"),
+        (dict(LLAMA, ollama_tag="-llama:8b"), "ollama_tag = '-llama:8b' is not an Ollama name"),
         (dict(WHISPER, ollama_tag="whisper"), "only llm items served by lpfleet's Ollama stack use it"),
         (dict(LLAMA, url="http://elsewhere:8000", ollama_tag="llama3.1:8b"), "this item has an external url"),
     ],
