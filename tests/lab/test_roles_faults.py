@@ -306,6 +306,25 @@ def test_one_bad_value_stops_site_yml_before_any_change(fault_lab: FaultLab, cas
     assert_pristine(FRESH)
 
 
+# The same one validation pass guards a rollout: a host whose preflight checks fail is neither
+# snapshotted nor recorded, and nothing on it changes.
+ROLLOUT_CASES = ("docker-engine-source-not-a-choice", "menu-token-with-a-newline")
+
+
+@pytest.mark.parametrize("case", ROLLOUT_CASES)
+def test_one_bad_value_stops_rollout_models_before_any_change(fault_lab: FaultLab, case: str) -> None:
+    extra_vars, _task, fragments, secrets = ONE_BAD_VALUE_CASES[case]
+    mark_host(FRESH)
+
+    result = fault_lab.runner.run("rollout_models.yml", FRESH.name, extra_vars, timeout=300)
+
+    assert_names(result.output, *fragments, result=result)
+    leaked = [secret for secret in secrets if secret in result.output]
+    assert not leaked, f"{leaked} shown in the output:\n{result.describe()}"
+    assert result.recap[FRESH.name]["changed"] == 0, result.describe()
+    assert_pristine(FRESH)
+
+
 # --- 7: a pull cut half way resumes; a pull that keeps failing leaves the host as it was --------
 
 
