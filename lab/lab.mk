@@ -28,4 +28,4 @@ lab-clean: lab-docker ## lab-down, plus the lab's images and .cache/lab
 
 lab-tests: lab-up ## the Docker lab's own tests (tests/lab/test_lab_*.py, marker slow)
 	@$(LAB_ROOT)/scripts/step "tests: lab" "(hosts, driver stand-in, seed compose file, lab-down)"
-	@cd $(LAB_ROOT) && $(LAB_PYTEST) -q -m slow tests/lab
+	@cd $(LAB_ROOT) && $(LAB_PYTEST) -q -m slow --durations=40 tests/lab
