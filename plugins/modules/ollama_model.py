@@ -186,7 +186,7 @@ import os
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -202,22 +202,13 @@ from ansible_collections.lpfleet.ai.plugins.module_utils.http import (
     request,
 )
 from ansible_collections.lpfleet.ai.plugins.module_utils.ollama_names import name_problem
+from ansible_collections.lpfleet.ai.plugins.module_utils.ollama_state import OllamaClient
 
-REQUEST_TIMEOUT = 30.0
 PROGRESS_WRITE_SECONDS = 1.0
 # Ollama turns a negative keep_alive into an expiry centuries away; anything this far counts as "forever".
 FOREVER_SECONDS = 10 * 365 * 24 * 3600.0
 DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)")
-
-
-def canonical_name(name: str) -> str:
-    """The name as Ollama stores it: default registry and namespace dropped, `:latest` when no tag."""
-    for prefix in ("registry.ollama.ai/library/", "registry.ollama.ai/"):
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-    last_part = name.rsplit("/", 1)[-1]
-    return name if ":" in last_part else name + ":latest"
 
 
 def keep_alive_seconds(value: Any) -> Optional[float]:
@@ -325,35 +316,11 @@ class PullProgress:
             pass  # progress display must never fail the pull
 
 
-class Ollama:
-    """The part of Ollama's API this module uses; transient failures are retried until the deadline."""
+class Ollama(OllamaClient):
+    """The shared client (module_utils/ollama_state.py) and the writes this module makes: pull, delete, load.
 
-    def __init__(self, url: str, deadline: float, delays: list[float]) -> None:
-        self.url = url
-        self.deadline = deadline
-        self.delays = delays
-
-    def _timeout(self, longest: float = REQUEST_TIMEOUT) -> float:
-        return max(1.0, min(longest, self.deadline - CLOCK.monotonic()))
-
-    def _retrying(self, call: Callable[[], Any]) -> Any:
-        return call_with_retries(lambda _attempt: call(), self.delays, self.deadline)
-
-    def _find(self, path: str, name: str) -> Optional[dict[str, Any]]:
-        listing = self._retrying(lambda: expect_json(request("GET", self.url + path, timeout=self._timeout())))
-        wanted = canonical_name(name)
-        for model in listing.get("models") or []:
-            if wanted in (canonical_name(model.get("name", "")), canonical_name(model.get("model", ""))):
-                return model
-        return None
-
-    def installed(self, name: str) -> Optional[dict[str, Any]]:
-        """The /api/tags entry of the model, or None."""
-        return self._find("/api/tags", name)
-
-    def running(self, name: str) -> Optional[dict[str, Any]]:
-        """The /api/ps entry of the model when it is loaded, or None."""
-        return self._find("/api/ps", name)
+    Transient failures are retried until the deadline.
+    """
 
     def delete(self, name: str) -> None:
         def call() -> None:

@@ -214,12 +214,8 @@ from ansible_collections.lpfleet.ai.plugins.module_utils.http import (
     request,
     sse_data,
 )
-from ansible_collections.lpfleet.ai.plugins.module_utils.ollama_state import (
-    OllamaState,
-    canonical_tag,
-    canonical_tags,
-    read_state,
-)
+from ansible_collections.lpfleet.ai.plugins.module_utils.ollama_names import canonical_name, name_key, name_problem
+from ansible_collections.lpfleet.ai.plugins.module_utils.ollama_state import OllamaState, listed_key, read_state
 
 SMOKE_PROMPT = "Reply with the single word OK."
 REQUIRED_CHECKS = ("health", "llm", "llm_stream", "served", "token")
@@ -463,34 +459,36 @@ def ollama_label(params: dict[str, Any]) -> str:
 def served_findings(params: dict[str, Any], before: OllamaState, after: OllamaState,
                     others: dict[str, list[str]]) -> list[str]:
     """What the Ollamas show that the plan does not say, one sentence (what was seen, the likely fix) each."""
-    model, tag, ollama = params["model_id"], canonical_tag(params["ollama_tag"]), ollama_label(params)
-    planned = canonical_tags(params["planned_tags"]) | {tag}
+    model, tag, ollama = params["model_id"], canonical_name(params["ollama_tag"]), ollama_label(params)
+    planned = sorted({canonical_name(name) for name in params["planned_tags"]} | {tag})
+    planned_keys = {name_key(name) for name in planned}
     findings = []
-    if tag not in after.loaded:
+    if name_key(tag) not in {listed_key(name) for name in after.loaded}:
         findings.append("after the smoke requests for %s, Ollama %s does not have the plan's tag %s loaded (its "
                         "/api/ps lists: %s): the runner asked another Ollama or another tag. Fix: make the runner use "
                         "Ollama %s and ask for %s" % (model, ollama, tag, ", ".join(after.loaded) or "nothing", ollama,
                                                       tag))
-    stray = [name for name in after.loaded if name not in planned]
-    earlier = [name for name in stray if name in before.loaded]
+    stray = [name for name in after.loaded if listed_key(name) not in planned_keys]
+    earlier = [name for name in stray if listed_key(name) in {listed_key(known) for known in before.loaded}]
     stray = [name for name in stray if name not in earlier]
     if earlier:
         findings.append("Ollama %s had %s loaded before the smoke requests for %s, which the plan does not put there "
                         "(it plans %s): an earlier request loaded it (this runner or another client). Fix: unload it "
                         "(ollama stop <tag>) and run verify again" % (ollama, ", ".join(earlier), model,
-                                                                      ", ".join(sorted(planned))))
+                                                                      ", ".join(planned)))
     if stray:
         findings.append("Ollama %s has %s loaded, which the plan does not put there (it plans %s): the runner maps %s "
                         "to another tag. Fix: make the runner ask for %s, then unload the others (ollama stop <tag>)"
-                        % (ollama, ", ".join(stray), ", ".join(sorted(planned)), model, tag))
-    appeared = [name for name in after.tags if name not in before.tags and name not in planned]
+                        % (ollama, ", ".join(stray), ", ".join(planned), model, tag))
+    held_before = {listed_key(name) for name in before.tags}
+    appeared = [name for name in after.tags if listed_key(name) not in held_before | planned_keys]
     if appeared:
         findings.append("%s appeared in Ollama %s during the smoke requests for %s; the plan pulled %s: the runner "
                         "pulls its own copy of the model (another download into the model volume). Fix: make the "
                         "runner ask for %s, then delete the copy (ollama rm <tag>)"
-                        % (", ".join(appeared), ollama, model, ", ".join(sorted(planned)), tag))
+                        % (", ".join(appeared), ollama, model, ", ".join(planned), tag))
     for name, loaded in sorted(others.items()):
-        if tag in loaded:
+        if name_key(tag) in {listed_key(other) for other in loaded}:
             findings.append("%s (tag %s) is loaded in Ollama %s, which the plan does not give it; the plan serves it "
                             "from Ollama %s: the runner talks to another GPU's Ollama. Fix: point the runner at %s "
                             "(its OLLAMA_BASE_URL), then unload %s from %s"
@@ -500,8 +498,8 @@ def served_findings(params: dict[str, Any], before: OllamaState, after: OllamaSt
 
 def other_ollamas_without(params: dict[str, Any]) -> list[dict[str, Any]]:
     """The other Ollamas that do not plan the model's tag (where it must not be loaded)."""
-    tag = canonical_tag(params["ollama_tag"])
-    return [other for other in params["other_ollamas"] if tag not in canonical_tags(other["tags"] or [])]
+    tag = name_key(params["ollama_tag"])
+    return [other for other in params["other_ollamas"] if tag not in {name_key(name) for name in other["tags"] or []}]
 
 
 def read_ollama(url: str, timeout: float) -> tuple[Optional[OllamaState], Optional[RequestFailed]]:
@@ -607,6 +605,14 @@ def bad_ollama_input(params: dict[str, Any]) -> Optional[str]:
             base_url(url, option)
         except ValueError as err:
             return str(err)
+    names = [("ollama_tag", params["ollama_tag"])] if params["ollama_tag"] else []
+    names += [("planned_tags[%d]" % index, name) for index, name in enumerate(params["planned_tags"])]
+    names += [("other_ollamas[%d].tags[%d]" % (index, number), name)
+              for index, other in enumerate(params["other_ollamas"]) for number, name in enumerate(other["tags"] or [])]
+    for option, name in names:
+        problem = name_problem(name)
+        if problem is not None:
+            return "%s=%r %s" % (option, name, problem)
     return None
 
 

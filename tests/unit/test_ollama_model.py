@@ -283,15 +283,6 @@ def test_bad_inputs_fail_before_any_request(ollama, args, message):
 
 # pure helpers -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, canonical", [
-    ("llama3.1:8b", "llama3.1:8b"), ("mistral", "mistral:latest"),
-    ("registry.ollama.ai/library/llama3.1:8b", "llama3.1:8b"),
-    ("registry:5000/lab/llama3.1", "registry:5000/lab/llama3.1:latest"),
-])
-def test_canonical_name(name, canonical):
-    assert ollama_model.canonical_name(name) == canonical
-
-
 @pytest.mark.parametrize("value, seconds", [
     (-1, None), ("-1", None), ("-1m", None), (0, 0), (600, 600), ("600", 600), ("30m", 1800), ("1h30m", 5400),
     ("1.5h", 5400), ("500ms", 0.5),
