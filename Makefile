@@ -44,11 +44,12 @@ sanity: venv ## ansible-test sanity for the plugins (Python 3.11, no Docker imag
 	@scripts/step "tests: ansible-test sanity" "(temporary ansible_collections tree)"
 	@scripts/sanity
 
-collection: venv ## build the lpfleet.ai collection artifact into build/
+collection: venv ## build the lpfleet.ai collection artifact into build/, install it elsewhere and use it from there
 	@mkdir -p build
 	@ansible-galaxy collection build --force --output-path build . >/dev/null
 	@scripts/step "collection: built" "$$(ls build/lpfleet-ai-*.tar.gz)"
 	@scripts/check-artifact build/lpfleet-ai-*.tar.gz
+	@$(VENV)/bin/python scripts/check-installed-collection build/lpfleet-ai-*.tar.gz
 
 docker: ## a running Docker engine on this machine (Debian's docker.io)
 	@scripts/ensure-docker
