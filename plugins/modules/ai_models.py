@@ -209,11 +209,13 @@ path:
 """
 
 import contextlib
+import errno
 import os
 import re
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -331,31 +333,107 @@ def validate_only(module: AnsibleModule, path: str, target: str) -> None:
                      advice=[f.as_dict() for f in report.warnings], backup_file=None, backups_removed=[])
 
 
-def atomic_write(module: AnsibleModule, path: str, text: str) -> None:
-    """Write text to path through a temporary file in the same directory and a rename.
+def write_all(fd: int, data: bytes) -> None:
+    """Writes every byte of DATA to FD (os.write may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
-    mkstemp creates the file 0600, so a token is never readable by others, not even for a moment;
-    the final mode is set afterwards. A replaced file keeps its owner and group.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        module.fail_json(msg="the directory %s does not exist. Fix: create it first (go-livepeer's data directory)."
-                         % directory, path=path, errors=[], advice=[])
-    fd, temporary = tempfile.mkstemp(prefix=".aiModels.", suffix=".tmp", dir=directory)
+
+def write_temporary(directory: str, prefix: str, data: bytes) -> str:
+    """A new file in DIRECTORY holding DATA, created 0600 (never readable by others, not even for a
+    moment) and on disk (fsync) before it is used; removed again when it cannot be written whole."""
+    fd, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if os.path.exists(path):
-            previous = os.stat(path)
-            with contextlib.suppress(PermissionError):
-                os.chown(temporary, previous.st_uid, previous.st_gid)
-        os.replace(temporary, path)
-    except OSError as exc:
+        write_all(fd, data)
+        os.fsync(fd)
+    except OSError:
+        os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        module.fail_json(msg="cannot write %s: %s" % (path, exc), path=path, errors=[], advice=[])
+        raise
+    os.close(fd)
+    return temporary
+
+
+def disk_usage(size: int, block: int) -> int:
+    """Bytes SIZE bytes take on a file system of BLOCK-byte blocks."""
+    return -(-size // block) * block if block > 0 else size
+
+
+def no_space_message(directory: str, target: str, sizes: dict[str, int]) -> str:
+    """What a full file system stopped, how much it needed and how much is free."""
+    stats = os.statvfs(directory)
+    free = (stats.f_bfree if os.geteuid() == 0 else stats.f_bavail) * stats.f_frsize
+    needed = sum(disk_usage(size, stats.f_frsize) for size in sizes.values())
+    parts = " + ".join("%s %d bytes" % (name, size) for name, size in sizes.items())
+    return ("no space left on %s: writing %s needs %d bytes on disk (%s), %d bytes are free. %s is unchanged "
+            "and nothing was left behind. Fix: free at least %d bytes on the file system that holds %s, then "
+            "run again." % (directory, os.path.basename(target), needed, parts, free, target,
+                            max(needed - free, 1), directory))
+
+
+def is_no_space(exc: BaseException | None) -> bool:
+    """EXC, or an error it was raised from, is ENOSPC (or EDQUOT: a quota is full)."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def replace_file(module: AnsibleModule, target: str, new_text: str, old_text: str | None,
+                 current: set[str]) -> str | None:
+    """Replaces TARGET with NEW_TEXT through Ansible's atomic_move, keeping a backup of OLD_TEXT
+    (when asked); returns the backup.
+
+    The new file is written whole, synced, and the backup made, before anything is moved: a full disk
+    stops here, with the old file in place. Every file this run created is registered with Ansible's
+    cleanup until the move succeeded, so no failure (ours, or one inside atomic_move) leaves a temporary
+    file or a partial backup behind. A file that will hold a token is never readable by others, not
+    even for a moment: a looser old file is tightened first and a new one is created under umask 077.
+    """
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):
+        module.fail_json(msg="the directory %s does not exist. Fix: create it first (go-livepeer's data directory)."
+                         % directory, path=target, errors=[], advice=[])
+    data = new_text.encode("utf-8")
+    backup_text = None
+    if old_text is not None and module.params["backup"]:
+        backup_text = mask_retired(old_text, retired_secrets(old_text, current))
+    backup = None
+    try:
+        temporary = write_temporary(directory, ".aiModels.", data)
+        module.add_cleanup_file(temporary)
+        if backup_text is not None:
+            backup = write_backup(target, backup_text)
+            module.add_cleanup_file(backup)
+        if current and os.path.exists(target):
+            os.chmod(target, stat.S_IMODE(os.stat(target).st_mode) & 0o700)
+        with umask(0o077) if current else contextlib.nullcontext():
+            module.atomic_move(temporary, target, unsafe_writes=False, keep_dest_attrs=True)
+    except Exception as exc:  # atomic_move raises plain Exceptions, from the OSError that stopped it
+        module.do_cleanup_files()
+        if is_no_space(exc):
+            sizes = {"the new file": len(data)}
+            if backup_text is not None:
+                sizes["the backup"] = len(backup_text.encode("utf-8"))
+            module.fail_json(msg=no_space_message(directory, target, sizes), path=target, errors=[], advice=[],
+                             backup_file=None)
+        module.fail_json(msg="cannot write %s: %s. It is unchanged and nothing was left behind." % (target, exc),
+                         path=target, errors=[], advice=[], backup_file=None)
+    if backup is not None:
+        module.cleanup_files.remove(backup)
+    return backup
 
 
 def mask_retired(text: str, retired: set[str]) -> str:
@@ -370,15 +448,23 @@ def retired_secrets(text: str, current: set[str]) -> set[str]:
     return set(secrets_in(data)) - current
 
 
-def write_backup(target: str, text: str, current: set[str]) -> str:
-    """A copy of the previous file beside it, created 0600 (never readable by others, not even for a
-    moment) and owned like the file; secrets no longer in the file are masked in it."""
-    stamp = time.strftime("%Y-%m-%d@%H:%M:%S", time.localtime()) + ".%06d" % (time.time() % 1 * 1e6)
+def write_backup(target: str, text: str) -> str:
+    """A copy of the previous file beside it (TEXT: its text with retired secrets masked), created 0600
+    (never readable by others, not even for a moment), synced, and owned like the file."""
+    now = time.time()  # one reading: the seconds and their fraction from the same instant
+    stamp = time.strftime("%Y-%m-%d@%H:%M:%S", time.localtime(now)) + ".%06d" % (now % 1 * 1e6)
     backup = "%s.%s~" % (target, stamp)
     previous = os.stat(target)
     fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(mask_retired(text, retired_secrets(text, current)))
+    try:
+        write_all(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    except OSError:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(backup)
+        raise
+    os.close(fd)
     with contextlib.suppress(PermissionError):
         os.chown(backup, previous.st_uid, previous.st_gid)
     return backup
@@ -449,9 +535,7 @@ def write_entries(module: AnsibleModule, path: str, target: str) -> None:
         }
     if content_changed and not module.check_mode:
         current = set(secrets_in(entries))
-        if old_text is not None and module.params["backup"]:
-            result["backup_file"] = write_backup(target, old_text, current)
-        atomic_write(module, target, new_text)
+        result["backup_file"] = replace_file(module, target, new_text, old_text, current)
         if module.params["backup"]:
             result["backups_removed"] = tidy_backups(module, target, module.params["backups_kept"], current)
         if target != path:

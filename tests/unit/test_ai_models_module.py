@@ -1,5 +1,6 @@
 """The lpfleet.ai.ai_models module: write, validate only, check mode, diff, backup, modes, tokens."""
 
+import errno
 import json
 import os
 import stat
@@ -361,3 +362,119 @@ def test_non_finite_prices_are_refused_and_nothing_is_written(run, tmp_path, pri
     path = tmp_path / "aiModels.json"
     result = run(path=str(path), entries=[dict(T2I, price_per_unit=price)])
     assert result["_rc"] == 1 and "not a finite number" in result["msg"] and not path.exists()
+
+
+# --- issue 13: a full disk leaves the old file and nothing else; the move is Ansible's atomic_move ---
+
+
+class TinyDisk:
+    """os.write for files under DIRECTORY as on a file system with ROOM bytes left: the write that
+    would go past it fails with ENOSPC, as the kernel's does. Other files are written normally."""
+
+    def __init__(self, directory, room, real_write):
+        self.directory = str(directory)
+        self.room = room
+        self.real_write = real_write
+
+    def write(self, fd, data):
+        try:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            path = ""
+        if not path.startswith(self.directory + os.sep):
+            return self.real_write(fd, data)
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(data)
+        return self.real_write(fd, data)
+
+
+@pytest.fixture
+def tiny_disk(monkeypatch, tmp_path):
+    def fill(room):
+        disk = TinyDisk(tmp_path, room, os.write)
+        monkeypatch.setattr(os, "write", disk.write)
+        return disk
+    return fill
+
+
+def written(path):
+    run_bytes = path.read_bytes()
+    return run_bytes, sorted(entry.name for entry in path.parent.iterdir())
+
+
+@pytest.mark.parametrize(("room", "stopped_at"), [(0, "the new file"), (400, "the backup")])
+def test_a_full_disk_leaves_the_old_file_and_nothing_else(run, tmp_path, tiny_disk, room, stopped_at):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[T2I, LLM])
+    before = written(path)
+    new_size = len(ai_models.render([T2I]).encode())
+    assert new_size <= 400 < len(path.read_bytes())  # 400 bytes: room for the new file, not the backup
+
+    tiny_disk(room)
+    result = run(path=str(path), entries=[T2I])
+
+    assert result["_rc"] == 1, result
+    assert written(path) == before, "the old file changed or a file was left behind"
+    msg = result["msg"]
+    assert msg.startswith(f"no space left on {tmp_path}: writing aiModels.json needs "), msg
+    assert f"the new file {new_size} bytes" in msg and f"the backup {len(before[0])} bytes" in msg
+    assert "is unchanged and nothing was left behind" in msg and "Fix: free at least" in msg
+    assert result["backup_file"] is None
+    assert stopped_at  # the parameter names where the disk ran out, for the test's id
+
+
+def test_a_failed_move_removes_the_temporary_file_and_the_backup(run, tmp_path, monkeypatch):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[T2I])
+    before = written(path)
+
+    def no_room_for_the_rename(self, src, dest, unsafe_writes=False, keep_dest_attrs=True):
+        raise Exception(f"Could not replace {dest!r} with {src!r}.") from OSError(errno.ENOSPC, "No space")
+    monkeypatch.setattr(AnsibleModule, "atomic_move", no_room_for_the_rename)
+    result = run(path=str(path), entries=[LLM])
+
+    assert result["_rc"] == 1 and result["msg"].startswith(f"no space left on {tmp_path}"), result
+    assert written(path) == before
+
+
+def test_other_write_failures_also_leave_nothing_behind(run, tmp_path, monkeypatch):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[T2I])
+    before = written(path)
+
+    def refused(self, src, dest, unsafe_writes=False, keep_dest_attrs=True):
+        raise Exception(f"Could not replace {dest!r} with {src!r}.") from PermissionError(errno.EACCES, "denied")
+    monkeypatch.setattr(AnsibleModule, "atomic_move", refused)
+    result = run(path=str(path), entries=[LLM])
+
+    assert result["_rc"] == 1 and result["msg"].startswith(f"cannot write {path}: Could not replace"), result
+    assert "It is unchanged and nothing was left behind." in result["msg"]
+    assert written(path) == before
+
+
+def test_the_file_is_moved_by_ansibles_atomic_move_and_a_token_is_never_readable(run, tmp_path, monkeypatch):
+    path = tmp_path / "aiModels.json"
+    run(path=str(path), entries=[T2I])
+    assert mode_of(path) == 0o644
+    seen = []
+    real_move = AnsibleModule.atomic_move
+
+    def spy(self, src, dest, unsafe_writes=False, keep_dest_attrs=True):
+        dest_mode = mode_of(dest) if os.path.exists(dest) else None
+        seen.append((os.path.dirname(src) == str(tmp_path), mode_of(src), dest_mode))
+        real_move(self, src, dest, unsafe_writes=unsafe_writes, keep_dest_attrs=keep_dest_attrs)
+        seen.append(mode_of(dest))
+    monkeypatch.setattr(AnsibleModule, "atomic_move", spy)
+    old_umask = os.umask(0o000)
+    try:
+        result = run(path=str(path), entries=[dict(LLM, token=TOKEN)])
+        run(path=str(tmp_path / "new.json"), entries=[dict(LLM, token=TOKEN)])
+    finally:
+        os.umask(old_umask)
+
+    assert result["changed"] is True and mode_of(path) == 0o600
+    # Beside the target (same file system), and no group or other bit at any moment: the old file is
+    # tightened before the move copies its mode, and a new file is created under umask 077.
+    assert seen[0] == (True, 0o600, 0o600) and seen[1] == 0o600
+    assert seen[2] == (True, 0o600, None) and seen[3] == 0o600
