@@ -13,8 +13,11 @@ version_added: "0.1.0"
 short_description: Validate and write go-livepeer's aiModels.json
 description:
   - With O(entries), checks them against go-livepeer's rules and writes them to O(path) as JSON (2-space indent,
-    keys in a fixed order, trailing newline). The write is atomic (a temporary file in the same directory, then a
-    rename), the previous file is backed up, and a file that already holds the same entries is left alone.
+    keys in a fixed order, trailing newline). The write is atomic (a temporary file in the same directory, synced,
+    then Ansible's C(atomic_move)), the previous file is backed up, and a file that already holds the same entries
+    is left alone.
+  - "A full disk (or quota) anywhere in the write leaves the previous file as it was and no temporary file or
+    backup behind; the task fails naming the directory, the bytes the write needs and the bytes free."
   - Without O(entries), checks the file at O(path) and changes nothing
     (C(ansible HOST -m lpfleet.ai.ai_models -a path=/var/lib/livepeer/aiModels.json)).
   - "Errors are what go-livepeer refuses or what breaks at run time: JSON syntax (with line and column), a value of
@@ -193,6 +196,10 @@ backups_removed:
   returned: success
   type: list
   elements: str
+created:
+  description: There was no file before this task wrote one (a failed start on it cannot be undone by a backup).
+  returned: success
+  type: bool
 target:
   description: The file written or read, O(path) with symbolic links resolved.
   returned: always
@@ -330,7 +337,8 @@ def validate_only(module: AnsibleModule, path: str, target: str) -> None:
     report_warnings(module, report.warnings)
     fail_on_errors(module, report, path, "go-livepeer would not start with this file")
     module.exit_json(changed=False, path=path, target=target, entries=data, errors=[],
-                     advice=[f.as_dict() for f in report.warnings], backup_file=None, backups_removed=[])
+                     advice=[f.as_dict() for f in report.warnings], backup_file=None, backups_removed=[],
+                     created=False)
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -525,6 +533,7 @@ def write_entries(module: AnsibleModule, path: str, target: str) -> None:
         "advice": [f.as_dict() for f in report.warnings],
         "backup_file": None,
         "backups_removed": [],
+        "created": old_text is None,
     }
     if module._diff:
         result["diff"] = {

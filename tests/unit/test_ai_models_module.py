@@ -60,6 +60,7 @@ def test_writes_canonical_json_with_mode_0644(run, tmp_path):
     assert text.endswith("]\n") and '\n  {\n    "pipeline": "text-to-image",' in text
     assert mode_of(path) == 0o644
     assert result["backup_file"] is None and result["errors"] == [] and result["advice"] == []
+    assert result["created"] is True
 
 
 def test_second_run_is_unchanged_and_writes_nothing(run, tmp_path):
@@ -89,6 +90,7 @@ def test_changed_entries_replace_the_file_and_keep_a_backup(run, tmp_path):
     assert result["changed"] is True
     assert json.loads(path.read_text()) == [T2I, LLM]
     assert result["backup_file"] and open(result["backup_file"], encoding="utf-8").read() == old_text
+    assert result["created"] is False
 
 
 def test_no_backup_when_asked(run, tmp_path):
