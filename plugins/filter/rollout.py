@@ -1,0 +1,73 @@
+# -*- coding: utf-8 -*-
+# Copyright: lpfleet developers
+# MIT License (see galaxy.yml)
+"""The rollout's filters (roles/rollout): thin wrappers over plugins/plugin_utils/rollout.py.
+
+Each filter is documented in its own file beside this one (plugins/filter/rollout_*.yml)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.lpfleet.ai.plugins.plugin_utils import rollout
+
+
+def _checked(function: Callable[..., Any]) -> Callable[..., Any]:
+    """FUNCTION with bad input reported as an AnsibleFilterError naming the filter."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise AnsibleFilterError(f"lpfleet.ai.rollout_{function.__name__}: {exc!r}") from exc
+
+    wrapper.__name__ = function.__name__
+    return wrapper
+
+
+def host_plan(planned_tags: Any, present: Any, ai_models_changed: bool = False, prune: bool = True,
+              unplaced: Any = (), ollama_running: bool = True) -> dict[str, Any]:
+    return rollout.host_plan(planned_tags, present, ai_models_changed, prune, unplaced, ollama_running)
+
+
+def is_unchanged(plan: Mapping[str, Any], skip_unchanged: bool = True) -> bool:
+    return rollout.is_unchanged(plan, skip_unchanged)
+
+
+def status(result: str, **kwargs: Any) -> dict[str, Any]:
+    return rollout.host_status(result, **kwargs)
+
+
+def record(status_: Mapping[str, Any], rollout_id: str, started: str, finished: Any = None) -> dict[str, Any]:
+    return rollout.record(rollout_id, started, status_, finished)
+
+
+def outcomes(hosts: Any, statuses: Mapping[str, Any], active_hosts: Any) -> dict[str, Any]:
+    return rollout.outcomes(hosts, statuses, active_hosts)
+
+
+def failure(task: Any, result: Any) -> str:
+    return rollout.failure_text(task, result)
+
+
+def restore_checks(entries: Any, runners: Any) -> list[list[Any]]:
+    return rollout.restore_checks(entries, runners)
+
+
+def plan_table(hosts: Any, plans: Mapping[str, Any], statuses: Mapping[str, Any], check_mode: bool = False) -> str:
+    return rollout.plan_table(hosts, plans, statuses, check_mode)
+
+
+def summary_table(final: Mapping[str, Mapping[str, Any]]) -> str:
+    return rollout.summary_table(list(final), final)
+
+
+class FilterModule:
+    """The rollout's decisions and tables."""
+
+    def filters(self) -> dict[str, Any]:
+        return {f"rollout_{function.__name__}": _checked(function)
+                for function in (host_plan, is_unchanged, status, record, outcomes, failure, restore_checks,
+                                 plan_table, summary_table)}
