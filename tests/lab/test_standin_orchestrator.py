@@ -332,3 +332,22 @@ def test_warm_managed_containers_take_the_nvidia_devices_in_file_order(tmp_path)
     code, report = check(tmp_path, entries[::-1], "-nvidia", "1,0", "-network", "offchain")
     assert [(w["model_id"], w["gpu"]) for w in report["warm_gpus"]] == [
         ("SG161222/RealVisXL_V4.0_Lightning", "1"), ("openai/whisper-large-v3", "0")]
+
+
+@pytest.mark.parametrize(("health", "status", "logged"), [
+    # An error exit: go-livepeer logs it and returns from main, so the process ends with status 0.
+    (json_health("ERROR"), 0, "Error AI worker warming llm container: runner is in error state"),
+    # A panic ends with Go's status 2.
+    ((200, "text/plain", b"OK"), 2, "panic: Error AI worker warming llm container: runtime error"),
+])
+def test_serve_mode_exits_like_go_livepeer_when_it_stops(tmp_path, recording_runner, health, status, logged):
+    """Contract, "How the node ends": status 0 after Error AI worker warming, 2 after a panic."""
+    runner = recording_runner(health)
+    path = write(tmp_path, [LLM_ENTRY | {"url": runner.url, "warm": True}])
+    done = subprocess.run(
+        [PYTHON, str(ORCHESTRATOR_PROGRAM), "serve", "-aiModels", path, "-httpAddr", f"127.0.0.1:{free_port()}",
+         "-maxWait", "5"],
+        capture_output=True, text=True, env=base_env(), timeout=60, check=False)
+    assert done.returncode == status, done
+    assert logged in done.stderr
+    assert json.loads(done.stdout)["node_exit_status"] == status

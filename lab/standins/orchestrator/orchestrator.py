@@ -30,7 +30,9 @@ Usage:
         exit 0 only when the node would start (1: error exit, 2: panic)
     orchestrator.py serve -aiModels PATH [...] [-httpAddr 0.0.0.0:8935] [-stayUp]
         does the same at start-up, then serves the report on GET /status; exits like
-        go-livepeer when start-up fails unless -stayUp is given
+        go-livepeer when start-up fails unless -stayUp is given: status 0 after its error
+        exits (`Error parsing -aiModels ...`, `Error AI worker warming ...`: go-livepeer logs the
+        error and returns from main), 2 after a panic (contract, "How the node ends")
 
 Only the Python standard library is used. This is a stand-in for the lpfleet lab, not go-livepeer.
 """
@@ -664,6 +666,9 @@ class Startup:
             "errors": self.errors,
             "fatal": fatal.message if fatal else None,
             "exit_status": 0 if fatal is None else (2 if fatal.panic else 1),
+            # What go-livepeer itself exits with: 0 after an error exit too (a supervisor that restarts
+            # only on failure does not restart it), 2 after a panic, null while it runs.
+            "node_exit_status": None if fatal is None else (2 if fatal.panic else 0),
             "log": self.log,
         }
 
@@ -1014,7 +1019,7 @@ def serve(options: Options) -> int:
     print(json.dumps(report, indent=2), flush=True)
     if not report["ok"] and not options.stay_up:
         server.shutdown()
-        return report["exit_status"]
+        return report["node_exit_status"]
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
