@@ -10,7 +10,7 @@ export PY_COLORS := 0
 # Ansible prints progress lines (model pulls) as they come, also through pipes and CI logs.
 export PYTHONUNBUFFERED := 1
 
-.PHONY: help venv lint unit lab-unit check sanity docker test demo collection clean bench
+.PHONY: help venv lint unit lab-unit check sanity docker test demo collection ee clean bench
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ collection: venv ## build the lpfleet.ai collection artifact into build/, instal
 	@scripts/check-artifact build/lpfleet-ai-*.tar.gz
 	@$(VENV)/bin/python scripts/check-installed-collection build/lpfleet-ai-*.tar.gz
 
+ee: collection ## execution-environment.yml: ansible-builder create into build/ee, and check the context (no image build)
+	@scripts/step "ee: ansible-builder create" "(build/ee; building the image needs registries)"
+	@$(VENV)/bin/python scripts/check-ee
+
 docker: ## a running Docker engine on this machine (Debian's docker.io)
 	@scripts/ensure-docker
 
@@ -58,7 +62,7 @@ docker: ## a running Docker engine on this machine (Debian's docker.io)
 -include molecule/molecule.mk
 
 test: venv ## everything: lint, unit, sanity, collection build, lab and molecule tests
-	@$(MAKE) --no-print-directory lint unit lab-unit sanity collection
+	@$(MAKE) --no-print-directory lint unit lab-unit sanity collection ee
 	@$(MAKE) --no-print-directory docker
 	@$(MAKE) --no-print-directory lab-tests molecule-default molecule-fleet
 
