@@ -154,6 +154,8 @@ class OllamaServer(FixtureServer):
         self.line_delay = line_delay
         self.steps = steps
         self.pull_finished_at: float | None = None
+        # Answers given instead of the normal one, per path, first to last: (status, content type, body).
+        self.answer_script: dict[str, list[tuple[int, str, bytes]]] = {}
 
     def install(self, name: str, digest: str | None = None) -> None:
         entry = self.registry[name]
@@ -165,7 +167,10 @@ class OllamaServer(FixtureServer):
                   ("POST", "/api/generate"): self.generate,
                   ("GET", "/api/version"): lambda h, b: h.send_json(200, {"version": "0.6.2"})}
         route = routes.get((handler.command, handler.path))
-        if route is None:
+        scripted = self.answer_script.get(handler.path)
+        if scripted:
+            handler.send_body(*scripted.pop(0))
+        elif route is None:
             handler.send_json(404, {"error": "not found"})
         else:
             route(handler, body or {})

@@ -82,3 +82,22 @@ def test_canonical_name_refuses_what_ollama_refuses(name, says):
     with pytest.raises(ValueError) as raised:
         canonical_name(name)
     assert says in str(raised.value) and repr(name) in str(raised.value)
+
+
+# The filter templates use ---------------------------------------------------------------------------
+
+from ansible.errors import AnsibleFilterError  # noqa: E402
+
+from ansible_collections.lpfleet.ai.plugins.filter.ollama_canonical import ollama_canonical  # noqa: E402
+
+
+def test_the_filter_takes_a_name_or_a_list():
+    assert ollama_canonical("mistral") == "mistral:latest"
+    assert ollama_canonical(["Mistral", "registry.ollama.ai/library/llama3.1:8b"]) == ["Mistral:latest", "llama3.1:8b"]
+    assert ollama_canonical(["Mistral"], fold=True) == ["mistral:latest"]
+
+
+@pytest.mark.parametrize("names", ["llama 3", ["mistral", "x:"], None])
+def test_the_filter_fails_on_a_name_ollama_refuses(names):
+    with pytest.raises(AnsibleFilterError, match="ollama_canonical: Ollama model name"):
+        ollama_canonical(names)
