@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
+from ansible_collections.lpfleet.ai.plugins.module_utils.ollama_state import listed_key
 from ansible_collections.lpfleet.ai.plugins.module_utils.secrets import scrub
 from ansible_collections.lpfleet.ai.plugins.plugin_utils.tables import format_table
 
@@ -44,9 +45,10 @@ def _model_state(placement: Mapping[str, Any], record: Mapping[str, Any]) -> str
     tag = placement.get("ollama_tag")
     if not tag:
         return "managed by go-livepeer" if placement.get("managed") else "external"
-    if tag in record.get("models_loaded", []):
+    # Ollama lists `mistral:latest` for a menu's `mistral`: compare as Ollama does.
+    if listed_key(tag) in {listed_key(name) for name in record.get("models_loaded", [])}:
         return "pulled, loaded"
-    if tag in record.get("models_present", []):
+    if listed_key(tag) in {listed_key(name) for name in record.get("models_present", [])}:
         return "pulled"
     return "MISSING"
 

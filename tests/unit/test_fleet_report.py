@@ -95,3 +95,18 @@ def test_json_format_is_the_records_with_secrets_masked():
     assert [entry.get("token", entry.get("Token")) for entry in record["plan"]["ai_models"]] == ["********"] * 2
     assert record["plan"]["ai_models"][1]["api_key"] == "********"
     assert record["plan"]["ai_models"][0]["model_id"] == "a/b"
+
+
+@pytest.mark.parametrize("menu_tag, listed", [("mistral", "mistral:latest"), ("Mistral:latest", "mistral:latest"),
+                                              ("registry.ollama.ai/library/mistral", "mistral:latest")])
+def test_a_menu_tag_written_otherwise_than_ollama_lists_it_is_pulled_not_missing(menu_tag, listed):
+    """The menu may write `ollama_tag: mistral`; Ollama lists `mistral:latest`: one model, not MISSING."""
+    plan = {"placement": [{"gpu_index": 0, "pipeline": "llm", "model_id": "mistralai/Mistral-7B-Instruct-v0.3",
+                           "warm": True, "vram_mib": 7630, "managed": False, "ollama_tag": menu_tag}],
+            "unplaced": []}
+    record = {"host": "a", "gpus": [GPU_4090], "plan": plan, "models_present": [listed], "models_loaded": [],
+              "runners": []}
+    text = fleet_report([record])
+    assert "MISSING" not in text and "pulled" in text
+    loaded = fleet_report([dict(record, models_loaded=[listed])])
+    assert "pulled, loaded" in loaded
