@@ -150,7 +150,7 @@ def test_fleet_report_reads_a_host_and_lists_an_unreachable_one(tmp_path, local_
     env = ansible_env(tmp_path, PATH=f"{local_gpu_host['bin']}:{os.environ['PATH']}",
                       LPFLEET_LAB_GPU_PROFILE=str(REPO / "lab" / "profiles" / "single-8gb.json"))
     done = run_playbook(tmp_path, "-i", str(inventory), "playbooks/fleet_report.yml",
-                        "-e", f"fleet_report_dir={reports}", env=env)
+                        "-e", f"lpfleet_report_dir={reports}", env=env)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
 
@@ -186,7 +186,7 @@ def test_fleet_report_names_a_host_whose_runner_is_down(tmp_path, local_gpu_host
     env = ansible_env(tmp_path, PATH=f"{local_gpu_host['bin']}:{os.environ['PATH']}",
                       LPFLEET_LAB_GPU_PROFILE=str(REPO / "lab" / "profiles" / "single-8gb.json"))
     done = run_playbook(tmp_path, "-i", str(inventory), "playbooks/fleet_report.yml",
-                        "-e", f"fleet_report_dir={reports}", "-e", "fleet_report_deadline=1", env=env)
+                        "-e", f"lpfleet_report_dir={reports}", "-e", "fleet_report_deadline=1", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     node = json.loads((reports / "fleet-report.json").read_text())["hosts"][0]
     assert node["error"] is None and node["last_rollout"] is None

@@ -113,7 +113,7 @@ def test_no_secret_in_verbose_output_diffs_backups_or_reports(tmp_path, local_gp
                       LPFLEET_LAB_GPU_PROFILE=str(REPO / "lab" / "profiles" / "single-8gb.json"))
     done = run_playbook(tmp_path, "-vvv", "--diff", "-i", str(inventory),
                         playbook(work, local_gpu_host["runner_port"]),
-                        "-e", f"fleet_report_dir={reports}", env=env, timeout=600)
+                        "-e", f"lpfleet_report_dir={reports}", env=env, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-8000:]
 
