@@ -103,6 +103,18 @@ options:
         runs without the flag), read from its container command or systemd unit. Omitted when lpfleet tells the
         operator which value to use.
     type: str
+  unplaced_action:
+    description: What a menu item that fits no GPU does (C(lpfleet_unplaced_action)) - C(warn) lists it under
+      C(unplaced) only; C(fail) also puts it under C(blocking). Items with C(required=true) are always blocking.
+    type: str
+    default: warn
+    choices: [warn, fail]
+  bind_address:
+    description: The address the stacks' ports are published on (C(ollama_stack_bind_address)); gives the stacks'
+      C(ollama_host_url) and C(runner_host_url), where the host itself reaches them (the loopback for
+      C(127.0.0.1), C(0.0.0.0), C(::1) and C(::); IPv6 addresses in brackets).
+    type: str
+    default: 127.0.0.1
 """
 
 EXAMPLES = r"""
@@ -128,12 +140,15 @@ _value:
       entries, file order), C(nvidia_devices) (the C(-nvidia) value that makes go-livepeer put each warm managed
       model on its planned GPU), C(livepeer_nvidia) and C(nvidia_problem), C(stacks) (C(name), C(ollama_container),
       C(runner_container), C(ollama_port), C(runner_port), C(gpu_indices) (the GPUs its Ollama reserves),
-      C(ollama_url), C(runner_url), C(models)), C(ollama_tags), C(download_mb), C(notes), C(warnings) and
-      C(unplaced) (C(menu_index), C(pipeline), C(model_id), C(reason)).
+      C(ollama_url), C(runner_url) (as the containers reach them), C(ollama_host_url), C(runner_host_url) (as the
+      host reaches them), C(models)), C(ollama_tags), C(download_mb), C(notes), C(warnings), C(unplaced)
+      (C(menu_index), C(pipeline), C(model_id), C(required), C(reason)), C(blocking) (the unplaced items that stop
+      the host) and C(blocking_problem) (the message saying so, or null).
     - See docs/internals.md in the collection for the full shape.
   type: dict
 """
 
+from dataclasses import fields
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
@@ -141,34 +156,14 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.lpfleet.ai.plugins.plugin_utils.planner import PlanError, PlanOptions, plan
 
 
-def plan_ai_models(
-    gpus: Any,
-    menu: Any,
-    host: str = "",
-    catalog_overrides: Any = None,
-    headroom_mib: int = 512,
-    layout: str = "shared",
-    runner_address: str = "container",
-    runner_name: str = "llm_runner",
-    runner_port: int = 8000,
-    ollama_name: str = "ollama",
-    ollama_port: int = 11434,
-    livepeer_nvidia: str | None = None,
-) -> dict[str, Any]:
-    """The filter: see DOCUMENTATION."""
-    options = PlanOptions(
-        host=host,
-        headroom_mib=headroom_mib,
-        layout=layout,
-        runner_address=runner_address,
-        runner_name=runner_name,
-        runner_port=runner_port,
-        ollama_name=ollama_name,
-        ollama_port=ollama_port,
-        livepeer_nvidia=livepeer_nvidia,
-    )
+def plan_ai_models(gpus: Any, menu: Any, catalog_overrides: Any = None, **options: Any) -> dict[str, Any]:
+    """The filter: see DOCUMENTATION. Every other option is a field of planner.PlanOptions."""
+    unknown = sorted(set(options) - {option.name for option in fields(PlanOptions)})
+    if unknown:
+        raise AnsibleFilterError("plan_ai_models: unknown option(s) %s; the options are %s"
+                                 % (", ".join(unknown), ", ".join(option.name for option in fields(PlanOptions))))
     try:
-        return plan(gpus, menu, catalog_overrides, options)
+        return plan(gpus, menu, catalog_overrides, PlanOptions(**options))
     except PlanError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 

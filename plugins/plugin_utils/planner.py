@@ -27,6 +27,7 @@ is placeable, so this greedy choice is the optimum an exhaustive search finds
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -48,12 +49,15 @@ GPUS_VARIABLE = "lpfleet_gpus"
 LPFLEET_KEYS = ("vram_mib", "ollama_tag", "download_mb", "required")
 LAYOUTS = ("shared", "per_gpu")
 RUNNER_ADDRESSES = ("container", "loopback")
+UNPLACED_ACTIONS = ("warn", "fail")
 # The inventory variables behind the planner's options (roles/preflight/tasks/plan.yml passes them).
 OPTION_VARIABLES = {
     "runner_name": "lpfleet_runner_name",
     "runner_port": "lpfleet_runner_port",
     "ollama_name": "lpfleet_ollama_name",
     "ollama_port": "lpfleet_ollama_port",
+    "unplaced_action": "lpfleet_unplaced_action",
+    "bind_address": "ollama_stack_bind_address",
 }
 MAX_PORT = 65535
 
@@ -77,6 +81,11 @@ class PlanOptions:
     # go-livepeer's actual -nvidia value when lpfleet does not own its command line (None: lpfleet
     # says which value to use; "": the node runs without -nvidia).
     livepeer_nvidia: str | None = None
+    # What a menu item that fits no GPU does: `warn`, or `fail` (stop the host); `required: true` items always fail.
+    unplaced_action: str = "warn"
+    # The address the stacks' ports are published on (ollama_stack_bind_address); the plan's host-side URLs
+    # (ollama_host_url, runner_host_url) reach them from the host itself.
+    bind_address: str = "127.0.0.1"
 
 
 @dataclass
@@ -111,6 +120,7 @@ class _Item:
     vram_basis: str | None = None
     ollama_tag: str | None = None
     download_mb: int | None = None
+    required: bool = False
     gpu: _Gpu | None = field(default=None, repr=False)
     pool: list[_Gpu] = field(default_factory=list, repr=False)
 
@@ -177,6 +187,7 @@ def plan(
     result["livepeer_nvidia"] = options.livepeer_nvidia
     result["nvidia_problem"] = problem
     result["warnings"] = [_unusable_warning(g, options.headroom_mib, host) for g in gpu_list if not g.usable]
+    result["blocking"], result["blocking_problem"] = _blocking(result["unplaced"], options, host)
     _check_stacks(result["stacks"], result["placement"], host)
     _check_emitted(result["ai_models"], len(gpu_list), catalog, host)
     return result
@@ -203,6 +214,13 @@ def _check_options(options: PlanOptions) -> None:
         value = getattr(options, name)
         if not _is_int(value) or not 1 <= value <= MAX_PORT:
             problems.append("%s must be a TCP port from 1 to %d, not %r." % (name, MAX_PORT, value))
+    if options.unplaced_action not in UNPLACED_ACTIONS:
+        problems.append("unplaced_action (%s) must be one of %s, not %r."
+                        % (OPTION_VARIABLES["unplaced_action"], ", ".join(UNPLACED_ACTIONS), options.unplaced_action))
+    try:
+        host_address(options.bind_address)
+    except ValueError as err:
+        problems.append(str(err))
     if options.livepeer_nvidia is not None and not isinstance(options.livepeer_nvidia, str):
         problems.append("livepeer_nvidia must be go-livepeer's -nvidia value as a string (e.g. \"0,1\"), not %r."
                         % (options.livepeer_nvidia,))
@@ -360,6 +378,11 @@ def _lpfleet_key_problems(item: _Item, raw: Mapping[str, Any], label: str) -> li
         if key in raw and (not _is_int(raw[key]) or raw[key] <= 0):
             problems.append("%s.%s = %r: must be a positive whole number of %s. Fix: e.g. %s: 7630."
                             % (label, key, raw[key], "MiB" if key == "vram_mib" else "MB", key))
+    if "required" in raw and not isinstance(raw["required"], bool):
+        problems.append("%s.required = %r is not a boolean. Fix: write required: true or required: false (YAML "
+                        "booleans, not strings)." % (label, raw["required"]))
+    else:
+        item.required = raw.get("required") is True
     tag_problem = name_problem(raw["ollama_tag"]) if "ollama_tag" in raw else None
     if tag_problem:
         problems.append("%s.ollama_tag = %r %s. Fix: e.g. ollama_tag: llama3.1:8b."
@@ -714,6 +737,8 @@ def _stack_for(gpu: _Gpu, options: PlanOptions) -> dict[str, Any]:
         "gpu_indices": [gpu.index],
         "ollama_url": "http://%s:%d" % (ollama_container, options.ollama_port),
         "runner_url": runner_url,
+        "ollama_host_url": "http://%s:%d" % (host_address(options.bind_address), options.ollama_port + offset),
+        "runner_host_url": "http://%s:%d" % (host_address(options.bind_address), runner_port),
         "models": [],
     }
 
@@ -805,9 +830,45 @@ def _assemble(gpus: list[_Gpu], items: list[_Item], unplaced: dict[int, str], op
             "menu_index": item.menu_index,
             "pipeline": item.pipeline,
             "model_id": item.model_id,
+            "required": item.required,
             "reason": unplaced[item.menu_index],
         } for item in items if item.menu_index in unplaced],
     }
+
+
+def _blocking(unplaced: list[dict[str, Any]], options: PlanOptions,
+              host: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The unplaced items that stop the host (all with unplaced_action fail, else the required ones), and the
+    message that says so."""
+    blocking = [item for item in unplaced if options.unplaced_action == "fail" or item["required"]]
+    if not blocking:
+        return [], None
+    why = ("%s is fail" % OPTION_VARIABLES["unplaced_action"] if options.unplaced_action == "fail"
+           else "they are marked required: true")
+    return blocking, (
+        "%s: %d menu item(s) cannot be placed and %s: %s Fix: give the host a larger GPU, lower the item's VRAM need "
+        "(a smaller model, or vram_mib if the catalog overestimates it), make it cold (warm: false), or drop "
+        "`required` / set %s: warn." % (host, len(blocking), why, " ".join(
+            "%s[%d]: %s" % (MENU_VARIABLE, item["menu_index"], item["reason"]) for item in blocking),
+            OPTION_VARIABLES["unplaced_action"]))
+
+
+def host_address(bind_address: Any) -> str:
+    """Where the host itself reaches a port published on BIND_ADDRESS: the loopback for a loopback or wildcard
+    address, else the address (IPv6 in brackets). ValueError for anything that is not an IP address."""
+    if not isinstance(bind_address, str):
+        raise ValueError("bind_address (%s) must be an IP address such as 127.0.0.1, not %r."
+                         % (OPTION_VARIABLES["bind_address"], bind_address))
+    if bind_address in ("", "0.0.0.0", "127.0.0.1"):
+        return "127.0.0.1"
+    if bind_address in ("::", "::1"):
+        return "[::1]"
+    try:
+        address = ipaddress.ip_address(bind_address)
+    except ValueError:
+        raise ValueError("bind_address (%s) must be an IP address such as 127.0.0.1, not %r."
+                         % (OPTION_VARIABLES["bind_address"], bind_address)) from None
+    return "[%s]" % address if address.version == 6 else str(address)
 
 
 def _nvidia_devices(items: list[_Item], unplaced: dict[int, str], devices: list[int] | None) -> str:
@@ -870,3 +931,21 @@ def _check_emitted(entries: list[dict[str, Any]], gpu_count: int, catalog: Mappi
     if findings:  # a planner bug, not an input problem: say so plainly
         raise PlanError("plan_ai_models for %s produced entries that fail lpfleet's own rules (a bug in lpfleet, "
                         "please report it):\n- %s" % (host, "\n- ".join(f.describe() for f in findings)))
+
+
+def entries_with_token(plan_result: Any, token: str | None) -> list[dict[str, Any]]:
+    """The plan's aiModels.json entries with TOKEN on each entry served by one of the plan's runners (its url is a
+    stack's runner_url); the others (external urls, managed entries) are kept as they are. Without a token, the
+    entries as planned. The result holds a secret: keep it out of printed output."""
+    if not isinstance(plan_result, Mapping) or not isinstance(plan_result.get("ai_models"), list):
+        raise PlanError("expected a plan (lpfleet_plan, from plan_ai_models) with its ai_models entries, not %s"
+                        % type(plan_result).__name__)
+    entries = [dict(entry) for entry in plan_result["ai_models"]]
+    if token is None:
+        return entries
+    token = str(token)  # a vaulted value arrives as a string-like object
+    if not token:
+        raise PlanError("the runner token (lpfleet_runner_token) is empty. Fix: set it to the runner's token, or "
+                        "leave it undefined for a runner without one")
+    runner_urls = {stack["runner_url"] for stack in plan_result.get("stacks") or []}
+    return [dict(entry, token=token) if entry.get("url") in runner_urls else entry for entry in entries]

@@ -4,6 +4,7 @@ import copy
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ from placement_reference import check_rules
 
 from ansible_collections.lpfleet.ai.plugins.filter.gpu_table import gpu_table
 from ansible_collections.lpfleet.ai.plugins.filter.plan_ai_models import plan_ai_models
+from ansible_collections.lpfleet.ai.plugins.filter.plan_entries import plan_entries
 from ansible_collections.lpfleet.ai.plugins.filter.plan_table import plan_table
 from ansible_collections.lpfleet.ai.plugins.module_utils.aimodels_rules import validate_entries
 from ansible_collections.lpfleet.ai.plugins.plugin_utils.catalog import load_catalog
@@ -297,6 +299,7 @@ def test_shared_layout_one_stack_reserving_the_gpus_of_its_llms():
         "name": "default", "ollama_container": "ollama", "runner_container": "llm_runner", "ollama_port": 11434,
         "runner_port": 8000, "gpu_indices": [1], "ollama_url": "http://ollama:11434",
         "runner_url": "http://llm_runner:8000",
+        "ollama_host_url": "http://127.0.0.1:11434", "runner_host_url": "http://127.0.0.1:8000",
         "models": [{"ollama_tag": "llama3.1:8b", "model_id": LLAMA["model_id"], "warm": True, "download_mb": 4920},
                    {"ollama_tag": "mistral:7b", "model_id": MISTRAL["model_id"], "warm": False, "download_mb": 4100}]}]
     assert result["ollama_tags"] == ["llama3.1:8b", "mistral:7b"]
@@ -529,3 +532,86 @@ def test_required_is_lpfleet_s_own_key_and_stays_out_of_ai_models():
     result = plan("single_8gb", [dict(LLAMA, required=True)])
     assert "required" not in result["ai_models"][0]
     assert placed(result, LLAMA["model_id"])["gpu_index"] == 0
+
+
+# --- logic the roles left to the planner: required, blocking items, host-side URLs, entries with the token -----
+
+
+@pytest.mark.parametrize("value", ["yes", "true", 1, None])
+def test_required_must_be_a_boolean(value):
+    with pytest.raises(AnsibleFilterError) as raised:
+        plan("single_8gb", [LLAMA, dict(MISTRAL, required=value)])
+    assert (f"lpfleet_model_menu[1].required = {value!r} is not a boolean. Fix: write required: true or "
+            "required: false") in str(raised.value) and "gpu-single_8gb" in str(raised.value)
+
+
+def test_an_unplaced_required_item_blocks_the_host():
+    result = plan("single_8gb", [LLAMA, dict(MISTRAL, vram_mib=9000, required=True), dict(GEMMA, vram_mib=9000)])
+    assert [(item["menu_index"], item["required"]) for item in result["unplaced"]] == [(1, True), (2, False)]
+    assert [item["menu_index"] for item in result["blocking"]] == [1]
+    problem = result["blocking_problem"]
+    assert problem.startswith("gpu-single_8gb: 1 menu item(s) cannot be placed and they are marked required: true: "
+                              "lpfleet_model_menu[1]: ")
+    assert "needs 9000 MiB" in problem and "lpfleet_model_menu[2]" not in problem
+    assert "set lpfleet_unplaced_action: warn" in problem
+
+
+def test_unplaced_action_fail_makes_every_unplaced_item_block():
+    result = plan("single_8gb", [LLAMA, dict(GEMMA, vram_mib=9000)], unplaced_action="fail")
+    assert [item["menu_index"] for item in result["blocking"]] == [1]
+    assert "cannot be placed and lpfleet_unplaced_action is fail: lpfleet_model_menu[1]" in result["blocking_problem"]
+
+
+def test_nothing_blocks_when_unplaced_items_may_be_left_out():
+    result = plan("single_8gb", [LLAMA, dict(GEMMA, vram_mib=9000)])
+    assert result["unplaced"] and result["blocking"] == [] and result["blocking_problem"] is None
+
+
+@pytest.mark.parametrize("bind_address, host", [
+    ("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("", "127.0.0.1"), ("::1", "[::1]"), ("::", "[::1]"),
+    ("10.0.0.5", "10.0.0.5"), ("fd00::5", "[fd00::5]"),
+])
+def test_stacks_carry_the_urls_the_host_reaches_them_on(bind_address, host):
+    result = plan("two_24gb", [LLAMA, dict(MISTRAL, warm=True)], layout="per_gpu", bind_address=bind_address)
+    assert [(stack["ollama_host_url"], stack["runner_host_url"]) for stack in result["stacks"]] == [
+        (f"http://{host}:{11434 + stack['gpu_indices'][0]}", f"http://{host}:{8000 + stack['gpu_indices'][0]}")
+        for stack in result["stacks"]]
+    assert len(result["stacks"]) == 2
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"bind_address": "localhost"}, "bind_address (ollama_stack_bind_address) must be an IP address"),
+    ({"bind_address": 5}, "bind_address (ollama_stack_bind_address) must be an IP address"),
+    ({"unplaced_action": "stop"}, "unplaced_action (lpfleet_unplaced_action) must be one of warn, fail"),
+])
+def test_bad_new_options_name_their_variable(options, expected):
+    with pytest.raises(AnsibleFilterError, match=re.escape(expected)):
+        plan("single_8gb", [LLAMA], **options)
+
+
+def test_an_unknown_option_is_refused_naming_the_options():
+    with pytest.raises(AnsibleFilterError, match="unknown option.s. runner_nmae; the options are host, "):
+        plan("single_8gb", [LLAMA], runner_nmae="x")
+
+
+def test_entries_get_the_runner_token_only_where_a_planned_runner_serves_them():
+    external = dict(MISTRAL, url="http://10.0.0.9:9000", token="theirs")
+    result = plan("two_24gb", [T2I, LLAMA, external])
+    entries = plan_entries(result, token="s3cret")
+    by_model = {entry["model_id"]: entry for entry in entries}
+    assert by_model[LLAMA["model_id"]]["token"] == "s3cret"
+    assert "token" not in by_model[T2I["model_id"]]                    # managed by go-livepeer
+    assert by_model[MISTRAL["model_id"]]["token"] == "theirs"          # someone else's runner
+    assert [entry["model_id"] for entry in entries] == [entry["model_id"] for entry in result["ai_models"]]
+    planned_llama = [entry for entry in result["ai_models"] if entry["model_id"] == LLAMA["model_id"]]
+    assert "token" not in planned_llama[0]                             # the plan itself is untouched
+    assert plan_entries(result) == result["ai_models"]
+
+
+@pytest.mark.parametrize(("plan_value", "token", "expected"), [
+    ({"placement": []}, "t", "expected a plan"), (None, "t", "expected a plan"),
+    ({"ai_models": [], "stacks": []}, "", "the runner token (lpfleet_runner_token) is empty"),
+])
+def test_plan_entries_refuses_bad_input(plan_value, token, expected):
+    with pytest.raises(AnsibleFilterError, match=re.escape(expected)):
+        plan_entries(plan_value, token=token)
