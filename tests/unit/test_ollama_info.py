@@ -135,3 +135,28 @@ def test_no_server_fails_saying_it_cannot_connect():
         port = probe.getsockname()[1]
     result = run_module(ollama_info.main, {"url": f"http://127.0.0.1:{port}", "retries": 0})
     assert result["failed"] and "cannot connect" in result["msg"] and result["status_code"] is None
+
+
+# The snapshot the ollama_models role records from ollama_info's results --------------------------
+
+from ansible.errors import AnsibleFilterError  # noqa: E402
+
+from ansible_collections.lpfleet.ai.plugins.filter.ollama_snapshot import ollama_snapshot  # noqa: E402
+
+
+def test_a_snapshot_of_two_servers_sharing_a_volume(ollama):
+    with OllamaServer() as second:
+        for server in (ollama, second):
+            server.install("llama3.1:8b")
+        ollama.install("mistral:latest")
+        second.loaded["llama3.1:8b"] = datetime.now(UTC) + timedelta(minutes=5)
+        results = [dict(run(server), item=server.url) for server in (ollama, second)]
+        assert ollama_snapshot(results) == {"present": ["llama3.1:8b", "mistral:latest"],
+                                            "loaded": {ollama.url: [], second.url: ["llama3.1:8b"]}}
+    assert ollama_snapshot([]) == {"present": [], "loaded": {}}
+
+
+@pytest.mark.parametrize("results", [None, [{"item": "http://x", "failed": True}], "results"])
+def test_a_snapshot_needs_ollama_info_results(results):
+    with pytest.raises(AnsibleFilterError, match="ollama_snapshot: expected the results of lpfleet.ai.ollama_info"):
+        ollama_snapshot(results)
