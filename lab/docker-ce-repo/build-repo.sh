@@ -23,8 +23,8 @@
 # binary that would not start on Debian 12 stops the build.
 #
 # Environment:
-#   LPFLEET_LAB_REPO_GNUPGHOME  keep the signing key in this directory (created, reused across
-#                               builds); unset: a throwaway key per build
+#   LPFLEET_LAB_REPO_GNUPGHOME  import the signing key into this directory (created, reused across
+#                               builds); unset: a throwaway directory per build
 #   SOURCE_DATE_EPOCH           timestamp for package files and the Release date
 #   GLIBC_MAX                   the newest glibc symbol version a binary may need
 #
@@ -46,6 +46,9 @@ glibc_max="${GLIBC_MAX:-2.36}"
 suite="bookworm"
 suite_version="12"
 arch="amd64"
+# The fixed lab signing key, lab-signing-key.asc beside this script (a lab-only key, no secret:
+# every lab host trusts it through inventories/lab, which pins this fingerprint).
+key_fingerprint="DE074874E0F1F2DBB9187173C08E7092D541CBC6"
 key_email="docker-repo@lpfleet-lab.invalid"
 maintainer="lpfleet lab <${key_email}>"
 
@@ -306,18 +309,7 @@ setup_signing_key() {
   fi
   chmod 0700 "$gnupghome"
   export GNUPGHOME="$gnupghome"
-  if ! gpg --batch --list-secret-keys "$key_email" >/dev/null 2>&1; then
-    gpg --batch --quiet --gen-key <<KEY
-%no-protection
-Key-Type: eddsa
-Key-Curve: ed25519
-Key-Usage: sign
-Name-Real: lpfleet-lab Docker CE repository (stand-in)
-Name-Email: $key_email
-Expire-Date: 0
-%commit
-KEY
-  fi
+  gpg --batch --quiet --import "$here/lab-signing-key.asc"
 }
 
 base="$stage/debian"
@@ -339,10 +331,10 @@ setup_signing_key
     "$suite" "$arch" >"dists/$suite/stable/binary-$arch/Release"
   cd "dists/$suite"
   write_release
-  gpg --batch --yes --quiet --local-user "$key_email" --digest-algo SHA512 --clearsign -o InRelease Release
-  gpg --batch --yes --quiet --local-user "$key_email" --digest-algo SHA512 --armor --detach-sign -o Release.gpg Release
+  gpg --batch --yes --quiet --local-user "$key_fingerprint" --digest-algo SHA512 --clearsign -o InRelease Release
+  gpg --batch --yes --quiet --local-user "$key_fingerprint" --digest-algo SHA512 --armor --detach-sign -o Release.gpg Release
 )
-gpg --batch --armor --export "$key_email" >"$base/gpg"
+gpg --batch --armor --export "$key_fingerprint" >"$base/gpg"
 find "$stage" -type d -exec chmod 0755 {} +
 find "$stage" -type f -exec chmod 0644 {} +
 

@@ -12,8 +12,8 @@
 #   libnvidia-container1.
 #
 # Environment:
-#   LPFLEET_LAB_REPO_GNUPGHOME  keep the signing key in this directory (created, reused across
-#                               builds); unset: a throwaway key per build
+#   LPFLEET_LAB_REPO_GNUPGHOME  import the signing key into this directory (created, reused across
+#                               builds); unset: a throwaway directory per build
 #   LPFLEET_LAB_REPO_BASE_URL   base URL written into the .list file
 #                               (default http://nvidia-repo/libnvidia-container)
 #   SOURCE_DATE_EPOCH           timestamp for package files and the Release date
@@ -34,6 +34,9 @@ versions="${LPFLEET_LAB_TOOLKIT_VERSIONS:-1.17.7-1 1.17.8-1}"
 base_url="${LPFLEET_LAB_REPO_BASE_URL:-http://nvidia-repo/libnvidia-container}"
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1748563200}"
 arch="amd64"
+# The fixed lab signing key, lab-signing-key.asc beside this script (a lab-only key, no secret:
+# every lab host trusts it through inventories/lab, which pins this fingerprint).
+key_fingerprint="9DD2D656C930AE2E8AD7D9E5F538EFB59789438D"
 key_email="nvidia-repo@lpfleet-lab.invalid"
 maintainer="lpfleet lab <${key_email}>"
 
@@ -169,23 +172,12 @@ setup_signing_key() {
   fi
   chmod 0700 "$gnupghome"
   export GNUPGHOME="$gnupghome"
-  if ! gpg --batch --list-secret-keys "$key_email" >/dev/null 2>&1; then
-    gpg --batch --quiet --gen-key <<EOF
-%no-protection
-Key-Type: eddsa
-Key-Curve: ed25519
-Key-Usage: sign
-Name-Real: lpfleet-lab NVIDIA container toolkit repository (stand-in)
-Name-Email: $key_email
-Expire-Date: 0
-%commit
-EOF
-  fi
+  gpg --batch --quiet --import "$here/lab-signing-key.asc"
 }
 
 sign_release() {
-  gpg --batch --yes --quiet --local-user "$key_email" --digest-algo SHA512 --clearsign -o InRelease Release
-  gpg --batch --yes --quiet --local-user "$key_email" --digest-algo SHA512 --armor --detach-sign -o Release.gpg Release
+  gpg --batch --yes --quiet --local-user "$key_fingerprint" --digest-algo SHA512 --clearsign -o InRelease Release
+  gpg --batch --yes --quiet --local-user "$key_fingerprint" --digest-algo SHA512 --armor --detach-sign -o Release.gpg Release
 }
 
 repo="$stage/stable/deb/$arch"
@@ -199,7 +191,7 @@ setup_signing_key
   gzip -9 -n -c Packages >Packages.gz
   write_release
   sign_release
-  gpg --batch --armor --export "$key_email" >"$stage/gpgkey"
+  gpg --batch --armor --export "$key_fingerprint" >"$stage/gpgkey"
 )
 echo "deb ${base_url}/stable/deb/\$(ARCH) /" >"$stage/stable/deb/nvidia-container-toolkit.list"
 find "$stage" -type d -exec chmod 0755 {} +
