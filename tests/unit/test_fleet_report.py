@@ -110,3 +110,68 @@ def test_a_menu_tag_written_otherwise_than_ollama_lists_it_is_pulled_not_missing
     assert "MISSING" not in text and "pulled" in text
     loaded = fleet_report([dict(record, models_loaded=[listed])])
     assert "pulled, loaded" in loaded
+
+
+# --- the host record and the last rollout, built in Python (plugins/plugin_utils/fleet_report.py) ------
+
+import base64  # noqa: E402
+
+from ansible_collections.lpfleet.ai.plugins.filter.fleet_report_record import fleet_report_record  # noqa: E402
+from ansible_collections.lpfleet.ai.plugins.filter.fleet_report_records import fleet_report_records  # noqa: E402
+
+STACK = {"name": "default", "ollama_container": "ollama", "runner_container": "llm_runner",
+         "ollama_host_url": "http://127.0.0.1:11434", "runner_host_url": "http://127.0.0.1:8000"}
+
+
+def slurped(text):
+    return {"content": base64.b64encode(text.encode()).decode(), "source": "/var/lib/lpfleet/last-rollout.json"}
+
+
+def test_a_record_from_what_the_host_answered():
+    read = {"item": STACK, "models": [{"name": "Mistral:latest", "canonical": "Mistral:latest"}],
+            "loaded": [{"name": "Mistral:latest", "canonical": "Mistral:latest"}], "failed": False}
+    unread = {"item": dict(STACK, ollama_container="ollama_gpu1", ollama_host_url="http://127.0.0.1:11435"),
+              "failed": False, "msg": "cannot read Ollama at http://127.0.0.1:11435: cannot connect"}
+    health = {"item": STACK, "ok": True, "status": "OK"}
+    smoke = {"item": {"stack": STACK, "model": {"model_id": "m/x"}}, "ok": False, "msg": " check llm failed \n"}
+    record = fleet_report_record(PLAN, host="a", gpus=[GPU_4090], ollamas=[read, unread], runners=[health, smoke],
+                                 last_rollout=slurped('{"result": "ok", "rollout_id": "r1"}'))
+    assert record["models_present"] == record["models_loaded"] == ["Mistral:latest"]
+    assert record["problems"] == ["Ollama ollama_gpu1 (http://127.0.0.1:11435): cannot read Ollama at "
+                                  "http://127.0.0.1:11435: cannot connect"]
+    assert record["runners"] == [
+        {"name": "llm_runner", "url": "http://127.0.0.1:8000", "ok": True, "status": "OK", "detail": None},
+        {"name": "llm_runner m/x", "url": "http://127.0.0.1:8000", "ok": False, "status": None,
+         "detail": "check llm failed"}]
+    assert record["last_rollout"] == {"result": "ok", "rollout_id": "r1"} and record["error"] is None
+    text = fleet_report([record])
+    assert "== Problems ==\na: Ollama ollama_gpu1" in text
+    assert text.splitlines()[-1].split() == ["a", "ok", "r1", "-", "-"]
+
+
+def test_a_last_rollout_that_is_not_json_is_a_problem_not_a_crash():
+    record = fleet_report_record(PLAN, host="a", last_rollout=slurped("{not json"))
+    assert record["last_rollout"] is None
+    assert record["problems"][0].startswith("the last rollout's record /var/lib/lpfleet/last-rollout.json is not JSON")
+
+
+def test_records_are_gathered_by_host_and_a_host_without_one_is_named():
+    hostvars = {"b": {"fleet_report_record": {"host": "b", "error": None}}, "a": {}}
+    assert fleet_report_records(["b", "a", "c"], hostvars) == [
+        {"host": "a", "error": "the host could not be read"}, {"host": "b", "error": None},
+        {"host": "c", "error": "the host could not be read"}]
+
+
+def test_the_last_rollout_section_in_text_and_markdown():
+    records = [dict(RECORDS[1], last_rollout={"result": "failed", "rollout_id": "r2", "finished": "t",
+                                              "message": "rolled back", "error": "pull failed"}),
+               dict(RECORDS[1], host="c"), RECORDS[0]]
+    text = fleet_report(records)
+    section = text.split("== Last rollout ==\n")[1].splitlines()
+    assert section[0].split() == ["HOST", "RESULT", "ROLLOUT", "FINISHED", "DETAIL"]
+    assert section[1].split(None, 4) == ["a", "failed", "r2", "t", "rolled back: pull failed"]
+    assert section[2].split(None, 4) == ["c", "none", "-", "-", "no rollout recorded on this host"]
+    assert len(section) == 3  # b could not be read: no line
+    markdown = fleet_report(records, format="markdown")
+    assert "| a | failed | r2 | t | rolled back: pull failed |" in markdown
+    assert fleet_report([RECORDS[0]]).endswith("== Last rollout ==\n(none)")
