@@ -86,3 +86,28 @@ def _placement_row(placement: Mapping[str, Any]) -> list[Any]:
         served_by = "external url"
     return ["warm" if placement["warm"] else "cold", placement["pipeline"], placement["model_id"],
             placement.get("vram_mib"), served_by]
+
+
+def gpu_inventory(hosts: Any, facts: Mapping[str, Any]) -> str:
+    """Every host's GPUs: per host a summary line and its gpu_table indented, then the totals.
+
+    FACTS maps a host to its ansible_facts (lpfleet_gpus, lpfleet_gpu_summary from gpu_facts); a host
+    without lpfleet_gpus was not read (unreachable or failed).
+    """
+    if not isinstance(hosts, list):
+        raise TypeError("gpu_inventory expects a list of host names")
+    lines, read, gpu_count = [], 0, 0
+    for host in hosts:
+        host_facts = facts.get(host) or {}
+        gpus = host_facts.get("lpfleet_gpus")
+        if gpus is None:
+            lines.append("%s: not read (unreachable or failed)" % host)
+            continue
+        summary = host_facts.get("lpfleet_gpu_summary") or {}
+        read, gpu_count = read + 1, gpu_count + len(gpus)
+        lines.append("%s: %d GPU(s), %s MiB, driver %s, CUDA %s" % (
+            host, len(gpus), summary.get("total_memory_mib", 0), summary.get("driver_version") or "-",
+            summary.get("cuda_version") or "-"))
+        lines.extend("  " + line for line in gpu_table(gpus).splitlines())
+    lines.append("%d host(s) read, %d GPU(s) in all" % (read, gpu_count))
+    return "\n".join(lines)
