@@ -139,3 +139,10 @@ def name_key(name: object) -> str:
 def same_model(first: object, second: object) -> bool:
     """Whether Ollama takes the two names for one model."""
     return name_key(first) == name_key(second)
+
+
+def manifest_path(name: object) -> str:
+    """Where Ollama keeps the name's manifest under its models directory's manifests/ (Go's Name.Filepath):
+    `mistral` -> `registry.ollama.ai/library/mistral/latest`. ValueError for a name Ollama refuses."""
+    parts = parse_name(name)
+    return "/".join((parts.host, parts.namespace, parts.model, parts.tag))
