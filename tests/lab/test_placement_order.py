@@ -39,8 +39,9 @@ MENU = [
      "pixels_per_unit": 1},
     {"pipeline": "text-to-image", "model_id": TEXT_TO_IMAGE, "warm": True, "price_per_unit": 4768371},
 ]
+# The stand-in node starts in under a second: 5 s of watching after lpfleet's restart is plenty here.
 EXTRA_VARS = {"lpfleet_model_menu": MENU, "ai_models_livepeer_mode": "container",
-              "ai_models_livepeer_container": NODE}
+              "ai_models_livepeer_container": NODE, "ai_models_node_settle_seconds": 5}
 STATUS = ("import urllib.request; "
           "print(urllib.request.urlopen('http://127.0.0.1:8935/status', timeout=5).read().decode())")
 
