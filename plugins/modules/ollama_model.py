@@ -19,6 +19,9 @@ description:
     C(max retries exceeded) or C(part stalled)) is retried like a cut stream.
   - A cut stream, a stall (no byte for O(stall_timeout) seconds), a refused connection or a 5xx answer
     is retried with back-off; Ollama resumes the interrupted download.
+  - A full disk (Ollama's C(no space left on device) or C(disk quota exceeded), as an error line or a 500 answer)
+    fails at once, not retried, naming the bytes still to download (from the layer sizes Ollama announced) and
+    Ollama's model directory as its error names it (RV(disk_full) is true).
   - The action plugin of the same name runs pulls asynchronously on the target and prints a progress
     line (size, percentage, speed, attempt) every O(progress_interval) seconds while the pull runs.
     In check mode, for O(state=absent) and O(state=unloaded), when the task sets C(async) itself or
@@ -178,6 +181,11 @@ msg:
   returned: always
   type: str
   sample: pulled llama3.1:8b
+disk_full:
+  description: The task failed because Ollama's disk is full (retrying cannot help).
+  returned: failure
+  type: bool
+  sample: true
 """
 
 import json
@@ -274,6 +282,10 @@ class PullProgress:
         self._completed: dict[str, int] = {}
         self._written_at = 0.0
 
+    def layer_bytes(self) -> tuple[int, int]:
+        """The bytes of the layers Ollama announced so far, and how many of them it has."""
+        return sum(self._total.values()), sum(self._completed.values())
+
     @property
     def bytes_transferred(self) -> int:
         return sum(self._completed[digest] - self._first[digest] for digest in self._completed)
@@ -342,14 +354,18 @@ class Ollama(OllamaClient):
 
         def attempt(number: int) -> int:
             progress.begin_attempt(number)
-            with Stream("POST", self.url + "/api/pull", payload, stall_timeout=self._timeout(stall_timeout)) as stream:
-                succeeded = False
-                for line in ndjson(stream.lines(self.deadline), stream.url):
-                    if "error" in line:
-                        raise stream.fail("Ollama reported: %s" % line["error"],
-                                          retryable=not is_permanent_pull_error(str(line["error"])))
-                    progress.update(line)
-                    succeeded = succeeded or line.get("status") == "success"
+            try:
+                with Stream("POST", self.url + "/api/pull", payload,
+                            stall_timeout=self._timeout(stall_timeout)) as stream:
+                    succeeded = False
+                    for line in ndjson(stream.lines(self.deadline), stream.url):
+                        if "error" in line:
+                            raise stream.fail("Ollama reported: %s" % line["error"],
+                                              retryable=not is_permanent_pull_error(str(line["error"])))
+                        progress.update(line)
+                        succeeded = succeeded or line.get("status") == "success"
+            except RequestFailed as failure:
+                raise disk_full(failure, name, progress) or failure from None
             if not succeeded:
                 raise stream.fail("the pull stream ended before Ollama said 'success'", retryable=True)
             return number
@@ -367,6 +383,47 @@ PERMANENT_PULL_ERRORS = re.compile(
 
 def is_permanent_pull_error(message: str) -> bool:
     return bool(PERMANENT_PULL_ERRORS.search(message))
+
+
+# Ollama's disk is full: its download returns at once on ENOSPC (server/download.go) and the pull ends
+# with the Go error's text, "write <models>/blobs/sha256-<hex>-partial: no space left on device" (an
+# error line, or the whole answer with HTTP 500 when nothing was sent yet). Ollama checks no free space
+# before a pull. Another try cannot mend it.
+DISK_FULL = re.compile(r"no space left on device|disk quota exceeded", re.IGNORECASE)
+_FULL_PATH = re.compile(r"(/[^\s:\"]+)")
+
+
+def models_directory(message: str) -> str:
+    """Ollama's model directory as its error names it (the part before /blobs/ or /manifests/)."""
+    match = _FULL_PATH.search(message)
+    if not match:
+        return "Ollama's model directory (OLLAMA_MODELS)"
+    path = match.group(1)
+    for part in ("/blobs/", "/manifests/"):
+        if part in path:
+            return path.split(part, 1)[0]
+    return os.path.dirname(path)
+
+
+def disk_full(failure: RequestFailed, name: str, progress: PullProgress) -> Optional[RequestFailed]:
+    """FAILURE as a permanent error naming the space the pull needs and where, when Ollama's disk is full."""
+    text = "%s %s" % (failure.message, failure.body_head)
+    if not DISK_FULL.search(text):
+        return None
+    ollama_said = failure.message if "Ollama reported" in failure.message else "Ollama reported: %s" % (
+        failure.body_head.strip() or failure.message)
+    total, completed = progress.layer_bytes()
+    directory = models_directory(text)
+    needed = ("at least %d bytes (%.1f MB) more: the layers Ollama announced total %d bytes, %d of them are "
+              "downloaded" % (total - completed, (total - completed) / 1e6, total, completed)) if total else (
+              "the model's size (Ollama announced no layer before the error)")
+    message = ("%s. Ollama's disk is full: pulling %s needs %s, in %s (Ollama's model store; in lpfleet's stack the "
+               "Docker volume mounted there). Retrying cannot help. Fix: free that much on the file system that "
+               "holds %s (or give Ollama a bigger volume), then run again; the download resumes where it stopped"
+               % (ollama_said, name, needed, directory, directory))
+    full = RequestFailed(message, failure.url, failure.status, failure.content_type, retryable=False)
+    full.body_head = failure.body_head
+    return full
 
 
 def outcome(changed: bool, model: Optional[dict[str, Any]], msg: str, attempts: int = 0,
@@ -475,7 +532,8 @@ def bad_input(params: dict[str, Any]) -> Optional[str]:
 def failure_message(params: dict[str, Any], failure: RequestFailed) -> str:
     fix = ("Check that Ollama runs at %s and reaches its registry (its container log says why); retries, "
            "retry_delay, stall_timeout and timeout set how patient this task is." % params["url"]
-           if failure.retryable else "Check the model name and the server's message above.")
+           if failure.retryable else "" if DISK_FULL.search(failure.message)
+           else "Check the model name and the server's message above.")
     return "state=%s of %s failed after %d attempt(s): %s. %s" % (
         params["state"], params["name"], failure.attempts, failure, fix)
 
@@ -509,6 +567,7 @@ def main() -> None:
         result = STATES[params["state"]](api, params, module.check_mode)
     except RequestFailed as failure:
         module.fail_json(msg=failure_message(params, failure), attempts=failure.attempts,
+                         disk_full=bool(DISK_FULL.search(failure.message)),
                          duration=round(CLOCK.monotonic() - started, 2), **failure.as_dict())
     module.exit_json(duration=round(CLOCK.monotonic() - started, 2), **result)
 

@@ -136,7 +136,10 @@ class OllamaServer(FixtureServer):
     `loaded` what /api/ps lists (name -> expiry). `pull_script` gives the behaviour of each
     successive /api/pull: "ok", "stall" (half the first layer, then silence), "cut" (half the
     first layer, then the connection drops), "error" (a 200 stream with an error line), "gave_up"
-    (half the first layer, then Ollama's own error line for a download it gave up on), "500";
+    (half the first layer, then Ollama's own error line for a download it gave up on), "500",
+    "disk_full" (half the first layer, then Ollama's error line when its disk is full: the text of
+    the Go error its download returns at once on ENOSPC, server/download.go), "disk_full_500" (that
+    error as the whole answer, HTTP 500, as Ollama sends an error that comes before any line);
     once it is empty, pulls succeed. Interrupted layers resume where they stopped, as Ollama's do.
     `pulls` records each pull: its body, behaviour, time (`at`) and where each layer resumed from.
     """
@@ -156,6 +159,12 @@ class OllamaServer(FixtureServer):
         self.pull_finished_at: float | None = None
         # Answers given instead of the normal one, per path, first to last: (status, content type, body).
         self.answer_script: dict[str, list[tuple[int, str, bytes]]] = {}
+
+    MODELS_DIR = "/root/.ollama/models"
+
+    def disk_full_error(self, digest: str) -> str:
+        """Ollama's error text when a blob write hits ENOSPC: Go's *PathError for the partial file."""
+        return f"write {self.MODELS_DIR}/blobs/{digest.replace(':', '-')}-partial: no space left on device"
 
     def install(self, name: str, digest: str | None = None) -> None:
         entry = self.registry[name]
@@ -232,6 +241,9 @@ class OllamaServer(FixtureServer):
         if behaviour == "500":
             handler.send_json(500, {"error": "an internal fault"})
             return
+        if behaviour == "disk_full_500":
+            handler.send_json(500, {"error": self.disk_full_error(self.LAYERS[0][0])})
+            return
         handler.start_chunked("application/x-ndjson")
         self._line(handler, {"status": "pulling manifest"})
         if behaviour == "error" or name not in self.registry:
@@ -261,11 +273,13 @@ class OllamaServer(FixtureServer):
             done = min(size, done + max(1, size // self.steps))
             self.partial[digest] = done
             self._line(handler, {"status": status, "digest": digest, "total": size, "completed": done})
-            if behaviour in ("stall", "cut", "gave_up") and done >= size // 2:
+            if behaviour in ("stall", "cut", "gave_up", "disk_full") and done >= size // 2:
                 if behaviour == "cut":
                     handler.cut()
-                elif behaviour == "gave_up":
-                    self._line(handler, {"error": "max retries exceeded: unexpected EOF"})
+                elif behaviour in ("gave_up", "disk_full"):
+                    error = ("max retries exceeded: unexpected EOF" if behaviour == "gave_up"
+                             else self.disk_full_error(digest))
+                    self._line(handler, {"error": error})
                     handler.end_chunked()
                 else:
                     self.released.wait(30)

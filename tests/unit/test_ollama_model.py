@@ -317,3 +317,40 @@ def test_keep_alive_satisfied():
     assert ollama_model.keep_alive_satisfied(soon, 300, now)
     assert not ollama_model.keep_alive_satisfied(soon, 3600, now)
     assert not ollama_model.keep_alive_satisfied("", 300, now)
+
+
+# A full disk (issue 13): a permanent error naming the space needed and where, not a network fault ----
+
+@pytest.mark.parametrize("behaviour", ["disk_full", "disk_full_500"])
+def test_a_full_disk_fails_at_once_naming_the_space_needed_and_where(ollama, behaviour):
+    ollama.pull_script = [behaviour] * 3
+    result = run(ollama, retries=2, **FAST)
+    assert result["failed"] and result["attempts"] == 1 and len(ollama.pulls) == 1, result
+    assert result["disk_full"] is True
+    msg = result["msg"]
+    assert "no space left on device" in msg and "Ollama's disk is full: pulling llama3.1:8b needs" in msg
+    assert "in /root/.ollama/models (Ollama's model store" in msg and "Retrying cannot help" in msg
+    assert "Fix: free that much on the file system that holds /root/.ollama/models" in msg
+    assert "reaches its registry" not in msg and "check the model name" not in msg.lower()
+    if behaviour == "disk_full":  # half the first layer arrived: the rest is what it needs
+        first_size = OllamaServer.LAYERS[0][1]
+        done = ollama.partial[OllamaServer.LAYERS[0][0]]
+        assert f"at least {first_size - done} bytes" in msg and f"total {first_size} bytes, {done} of them" in msg
+    else:
+        assert "the model's size (Ollama announced no layer before the error)" in msg
+
+
+def test_other_failures_are_not_disk_full(ollama):
+    ollama.pull_script = ["error"]
+    result = run(ollama, **FAST)
+    assert result["failed"] and result["disk_full"] is False
+
+
+@pytest.mark.parametrize("message,directory", [
+    ("write /root/.ollama/models/blobs/sha256-ab12-partial: no space left on device", "/root/.ollama/models"),
+    ("open /data/ollama/manifests/registry.ollama.ai/library/x/y: no space left on device", "/data/ollama"),
+    ("write /srv/m/somefile: disk quota exceeded", "/srv/m"),
+    ("no space left on device", "Ollama's model directory (OLLAMA_MODELS)"),
+])
+def test_the_model_directory_is_read_from_ollamas_error(message, directory):
+    assert ollama_model.models_directory(message) == directory
