@@ -113,7 +113,7 @@ def assert_pristine(host: LabHost) -> None:
     """Nothing any role installs or writes is on HOST, and nothing else changed since the marker."""
     assert host.exec("dpkg", "-s", "docker.io", check=False).returncode != 0, f"{host.name}: docker.io got installed"
     present = host.shell(
-        "for path in /etc/apt/sources.list.d/nvidia-container-toolkit.list /etc/docker /opt/lpfleet "
+        "for path in /etc/apt/sources.list.d/nvidia-container-toolkit.sources /etc/docker /opt/lpfleet "
         f"{AI_MODELS_JSON}; do if [ -e $path ]; then echo $path; fi; done")
     assert not present.strip(), f"{host.name}: a stopped play left {present.split()}"
     assert not host.shell("ls -A /var/lib/docker").strip(), f"{host.name}: /var/lib/docker is no longer empty"

@@ -8,6 +8,7 @@ import base64
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,17 +33,22 @@ def gpg(home: Path, *args: str, data: bytes = b"") -> bytes:
 
 
 @pytest.fixture(scope="module")
-def public_keys(tmp_path_factory) -> dict[str, tuple[bytes, bytes, str]]:
+def public_keys(tmp_path_factory) -> Iterator[dict[str, tuple[bytes, bytes, str]]]:
     """name -> (armoured public key, binary public key, fingerprint), exported by gpg from the lab's keys."""
     if shutil.which("gpg") is None:
         pytest.skip("gpg (gnupg) is not installed")
     home = tmp_path_factory.mktemp("gnupg")
     home.chmod(0o700)
     keys = {}
-    for name, (secret, fingerprint) in LAB_KEYS.items():
-        gpg(home, "--import", str(secret))
-        keys[name] = (gpg(home, "--armor", "--export", fingerprint), gpg(home, "--export", fingerprint), fingerprint)
-    return keys
+    try:
+        for name, (secret, fingerprint) in LAB_KEYS.items():
+            gpg(home, "--import", str(secret))
+            armoured, binary = gpg(home, "--armor", "--export", fingerprint), gpg(home, "--export", fingerprint)
+            keys[name] = (armoured, binary, fingerprint)
+        yield keys
+    finally:
+        # Importing a secret key starts a gpg-agent for this home: stop it.
+        subprocess.run(["gpgconf", "--kill", "all"], env={**os.environ, "GNUPGHOME": str(home)}, check=False)
 
 
 def gpg_fingerprints(tmp_path: Path, data: bytes) -> list[str]:

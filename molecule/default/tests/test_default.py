@@ -68,8 +68,11 @@ def test_docker_comes_from_the_source_asked_for(host):
     assert versions["docker-ce"].startswith("5:" + upstream + "-1~debian."), (engine.stdout, versions)
     owner = host.run("dpkg-query --search /usr/libexec/docker/cli-plugins/docker-compose")
     assert owner.stdout.startswith("docker-compose-plugin:"), owner.stdout
-    source = host.file("/etc/apt/sources.list.d/docker.list").content_string
-    assert "signed-by=/etc/apt/keyrings/docker.asc" in source and source.split()[-2:] == ["bookworm", "stable"]
+    # deb822 source with the pinned key inline (the lab key's fingerprint, from inventories/lab).
+    source = host.file("/etc/apt/sources.list.d/docker.sources").content_string
+    assert "Suites: bookworm" in source and "Components: stable" in source
+    assert "Signed-By:" in source and "BEGIN PGP PUBLIC KEY BLOCK" in source
+    assert not host.file("/etc/apt/sources.list.d/docker.list").exists
 
 
 def test_network_and_volume_exist(host):
