@@ -125,7 +125,7 @@ def start_registry(tmp_path: Path, *args: str, model_size: str = SMALL_MODEL) ->
 
 def start_ollama(tmp_path: Path, registry_url: str, **env: str) -> Service:
     port = free_port()
-    models = tmp_path / f"ollama-models-{port}"
+    models = Path(env.pop("OLLAMA_MODELS")) if "OLLAMA_MODELS" in env else tmp_path / f"ollama-models-{port}"
     environment = base_env(
         OLLAMA_HOST=f"127.0.0.1:{port}",
         OLLAMA_MODELS=str(models),

@@ -7,8 +7,11 @@ partial file with a Range request.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import io
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -169,3 +172,74 @@ def test_a_client_that_goes_away_leaves_a_partial_to_resume(registry, ollama):
     assert pull(ollama)[-1] == {"status": "success"}
     *_, resumed = blob_gets(registry, entry["model_digest"])
     assert resumed["range"] == f"bytes={kept}-{entry['model_size'] - 1}"
+
+
+# --- a full disk (issue 13): Ollama's error line, at once, on a real 1 MiB file system ------------
+
+
+@pytest.fixture(name="tiny_models_disk")
+def tiny_models_disk_fixture(tmp_path: Path):
+    """A 1 MiB tmpfs for Ollama's model store (a 2 MiB model does not fit); skips where mount is not allowed."""
+    mountpoint = tmp_path / "tiny-disk"
+    mountpoint.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def test_a_full_disk_ends_the_pull_at_once_with_ollamas_error_line(registry, tmp_path, tiny_models_disk):
+    """What Ollama sends when its disk fills mid-download (server/download.go: ENOSPC returns at once, no
+    retry of the part; the pull's error line is the Go error's text). The contract is silent on it."""
+    ollama = start_ollama(tmp_path, registry.url, OLLAMA_MODELS=str(tiny_models_disk / "models"),
+                          OLLAMA_LAB_PULL_RETRIES="3", OLLAMA_LAB_RETRY_DELAY="5")
+    try:
+        entry = catalog_entry(registry, MODEL)
+        digest, size = entry["model_digest"], entry["model_size"]
+        assert size > 1024 * 1024
+        # 2 MiB/s: the disk fills after about half a second, with progress lines before it (as on a real pull).
+        inject_fault(registry, model=MODEL, mode="slow", rate_kibps=2048)
+        started = time.monotonic()
+        lines = pull(ollama)
+        seconds = time.monotonic() - started
+    finally:
+        ollama.stop()
+
+    partial = tiny_models_disk / "models" / "blobs" / f"sha256-{digest[7:]}-partial"
+    assert lines[-1] == {"error": f"write {partial}: no space left on device"}, lines[-3:]
+    assert seconds < 5, f"a full disk was retried ({seconds:.1f} s with a 5 s retry delay)"
+    assert len(blob_gets(registry, digest)) == 1, "the part was fetched again"
+    assert any(line.get("digest") == digest and line.get("total") == size for line in lines)
+    assert not (tiny_models_disk / "models" / MANIFEST).exists()
+
+
+def test_lpfleets_pull_stops_on_the_full_disk_naming_the_space_and_where(registry, tmp_path, tiny_models_disk):
+    """lpfleet.ai.ollama_model against the stand-in on the full disk: one attempt, a permanent error."""
+    from ansible.module_utils.testing import patch_module_args
+
+    from ansible_collections.lpfleet.ai.plugins.modules import ollama_model
+
+    models = tiny_models_disk / "models"
+    ollama = start_ollama(tmp_path, registry.url, OLLAMA_MODELS=str(models))
+    try:
+        entry = catalog_entry(registry, MODEL)
+        inject_fault(registry, model=MODEL, mode="slow", rate_kibps=2048)
+        output = io.StringIO()
+        with patch_module_args({"name": MODEL, "url": ollama.url, "retries": 3, "retry_delay": 5,
+                                "progress_interval": 0}), contextlib.redirect_stdout(output), \
+                pytest.raises(SystemExit):
+            ollama_model.main()
+        result = json.loads(output.getvalue())
+    finally:
+        ollama.stop()
+
+    assert result["failed"] and result["disk_full"] is True and result["attempts"] == 1, result
+    assert f"Ollama reported: write {models}/blobs/sha256-{entry['model_digest'][7:]}-partial: no space left" \
+        in result["msg"]
+    assert f"in {models} (Ollama's model store" in result["msg"]
+    assert "bytes (" in result["msg"] and f"the layers Ollama announced total {entry['model_size']}" in result["msg"]
+    assert "reaches its registry" not in result["msg"]

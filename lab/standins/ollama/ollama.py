@@ -20,7 +20,10 @@ The model store is Ollama's: `manifests/<host>/<namespace>/<model>/<tag>` and
 `blobs/sha256-<hex>`; interrupted downloads stay as `blobs/sha256-<hex>-partial`
 (+ `-partial-0`, the progress record) and resume with an HTTP Range request; every
 blob is checked against its sha256 digest before the manifest is written; concurrent
-pulls of one blob share one download and its progress.
+pulls of one blob share one download and its progress. A full disk ends the pull at once,
+not retried, with the Go error's text as Ollama's error line, `write <models>/blobs/
+sha256-<hex>-partial: no space left on device` (Ollama's server/download.go returns at once
+on ENOSPC; it checks no free space before a pull; the contract is silent on this).
 
 Pulls of names without a registry host go to $OLLAMA_LAB_REGISTRY (for example
 http://ollama-registry:80) instead of https://registry.ollama.ai, and the model is
@@ -47,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import hashlib
 import http.client
 import json
@@ -307,10 +311,17 @@ class Store:
 
     def write_manifest(self, name: ModelName, raw: bytes) -> None:
         path = self.manifest_path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(raw)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            try:
+                tmp.write_bytes(raw)
+            except OSError:
+                tmp.unlink(missing_ok=True)
+                raise
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise go_path_error("write", path, exc) from exc
 
     def remove_manifest(self, name: ModelName) -> None:
         path = self.manifest_path(name)
@@ -383,6 +394,16 @@ class PullError(Exception):
 
 class TransferError(Exception):
     """One failed blob transfer attempt (resumable)."""
+
+
+# Go's text for the errno values a full file system gives (syscall.Errno.Error()).
+GO_ERRNO_TEXT = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+
+
+def go_path_error(op: str, path: Path, exc: OSError) -> PullError:
+    """The pull's end as Ollama words it: Go's *PathError, `write <path>: no space left on device`."""
+    text = GO_ERRNO_TEXT.get(exc.errno or 0, (exc.strerror or str(exc)).lower())
+    return PullError(f"{op} {path}: {text}")
 
 
 class Canceled(Exception):
@@ -490,10 +511,17 @@ class BlobDownload:
         return True
 
     def _save_record(self) -> None:
+        """Best effort, like the progress it records: on a full disk the older record stays (a resume then
+        fetches a little again) and the blob write names the full disk."""
         record = {"N": 0, "Offset": 0, "Size": self.total, "Completed": self.completed}
         tmp = self.record.with_name(self.record.name + ".tmp")
-        tmp.write_text(json.dumps(record) + "\n")
-        os.replace(tmp, self.record)
+        try:
+            tmp.write_text(json.dumps(record) + "\n")
+            os.replace(tmp, self.record)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno not in GO_ERRNO_TEXT:
+                raise
 
     # -- running ---------------------------------------------------------------------------
 
@@ -548,7 +576,8 @@ class BlobDownload:
             conn.close()
 
     def _copy_body(self, response: http.client.HTTPResponse) -> None:
-        with self.partial.open("r+b") as out:
+        # Unbuffered: a write the disk refuses fails here, not later in close().
+        with self.partial.open("r+b", buffering=0) as out:
             out.seek(self.completed)
             while self.completed < self.total:
                 if self.cancel.is_set():
@@ -561,7 +590,13 @@ class BlobDownload:
                     raise TransferError(go_transport_error("GET", self.url, exc).split(": ", 1)[-1]) from exc
                 if not block:
                     raise TransferError("unexpected EOF")
-                out.write(block)
+                try:
+                    view = memoryview(block)
+                    while view:
+                        view = view[out.write(view):]
+                except OSError as exc:
+                    # Ollama returns at once on ENOSPC, without retrying the part.
+                    raise go_path_error("write", self.partial, exc) from exc
                 with self.lock:
                     self.completed += len(block)
 
