@@ -64,10 +64,28 @@ def summary_table(final: Mapping[str, Mapping[str, Any]]) -> str:
     return rollout.summary_table(list(final), final)
 
 
+def batch_verdict(batch: Any, statuses: Mapping[str, Any], active: Any, max_fail_percentage: Any = 0,
+                  number: Any = 1) -> dict[str, Any]:
+    return rollout.batch_verdict(batch, statuses, active, float(max_fail_percentage), int(number))
+
+
+def stopped_status(verdict: Mapping[str, Any], plan: Any = None) -> dict[str, Any]:
+    return rollout.stopped_status(verdict, plan)
+
+
+def failures(final: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    return rollout.failures(final)
+
+
+def last_record(on_host: Any, on_controller: Any = None) -> Any:
+    return rollout.last_record(on_host, on_controller)
+
+
 class FilterModule:
     """The rollout's decisions and tables."""
 
     def filters(self) -> dict[str, Any]:
         return {f"rollout_{function.__name__}": _checked(function)
                 for function in (host_plan, is_unchanged, status, record, outcomes, failure, restore_checks,
-                                 plan_table, summary_table)}
+                                 plan_table, summary_table, batch_verdict, stopped_status, failures,
+                                 last_record)}

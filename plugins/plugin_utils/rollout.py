@@ -20,10 +20,10 @@ Pure functions over plain data, so that each decision is unit-tested (tests/unit
 
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
+from ansible_collections.lpfleet.ai.plugins.module_utils.ollama_names import canonical_name, name_key
 from ansible_collections.lpfleet.ai.plugins.plugin_utils.tables import format_table
 
 # Results a host's record may hold. `switching` and `restoring` are the states a host is in while
@@ -33,23 +33,18 @@ RESULTS = ("prepulled", "failed", "unchanged", "switching", "switched", "restori
            "restore_failed", "unreachable", "not_switched", "not_run", "recovered")
 IN_PROGRESS = ("switching", "restoring")
 
-_NAMESPACED = re.compile(r"^(?:[^/]*/)?[^/:]+$")
-
-
-def with_tag(name: str) -> str:
-    """An Ollama name as Ollama lists it: `:latest` added when the name has no tag."""
-    return f"{name}:latest" if _NAMESPACED.match(name) else name
-
-
 def host_plan(planned_tags: Iterable[str], present: Iterable[str], ai_models_changed: bool, prune: bool,
               unplaced: Iterable[Mapping[str, Any]] = (), ollama_running: bool = True) -> dict[str, Any]:
     """What the rollout does on one host: the tags to pull, the tags to prune once it passed, whether
-    aiModels.json changes, whether an Ollama runs to pre-pull through, and the menu items not placed."""
-    planned = [with_tag(tag) for tag in planned_tags]
-    present = [with_tag(tag) for tag in present]
+    aiModels.json changes, whether an Ollama runs to pre-pull through, and the menu items not placed.
+    Names are compared by Ollama's own rule (module_utils/ollama_names) and given as Ollama lists them."""
+    planned = [canonical_name(tag) for tag in planned_tags]
+    present = [canonical_name(tag) for tag in present]
+    planned_keys = {name_key(tag) for tag in planned}
+    present_keys = {name_key(tag) for tag in present}
     return {
-        "pull": [tag for tag in planned if tag not in present],
-        "prune": [tag for tag in present if tag not in planned] if prune else [],
+        "pull": [tag for tag in planned if name_key(tag) not in present_keys],
+        "prune": [tag for tag in present if name_key(tag) not in planned_keys] if prune else [],
         "ai_models_changed": bool(ai_models_changed),
         "ollama_running": bool(ollama_running),
         "unplaced": [item["model_id"] for item in unplaced],
@@ -162,12 +157,66 @@ def outcomes(hosts: Sequence[str], statuses: Mapping[str, Any], active_hosts: It
     return {host: outcome(statuses.get(host), host in active) for host in hosts}
 
 
+# A host whose switch failed (or never ended); with `failed` (its plan or pre-pull failed), a host that failed.
+SWITCH_FAILED = ("restored", "restore_failed", "unreachable") + IN_PROGRESS
+FAILED_RESULTS = ("failed",) + SWITCH_FAILED
+
+
 def batch_stops(batch: Sequence[str], failed: Iterable[str], max_fail_percentage: float) -> bool:
-    """Whether Ansible stops the rollout after BATCH: more than MAX_FAIL_PERCENTAGE of it failed, or all of it."""
+    """Whether the rollout stops after BATCH: more than MAX_FAIL_PERCENTAGE of it failed, or all of it
+    (Ansible's own rule for serial plays, which the rollout applies itself so that the summary still runs)."""
     if not batch:
         return False
     failed_here = [host for host in batch if host in set(failed)]
     return len(failed_here) == len(batch) or 100.0 * len(failed_here) / len(batch) > float(max_fail_percentage)
+
+
+def batch_verdict(batch: Sequence[str], statuses: Mapping[str, Any], active: Iterable[str],
+                  max_fail_percentage: float, number: int = 1) -> dict[str, Any]:
+    """After batch NUMBER: its failed hosts (restored, restore failed, lost: no longer ACTIVE), whether the
+    rollout stops, and the message the hosts of later batches record when it does."""
+    active = set(active)
+    failed = [host for host in batch
+              if host not in active or (statuses.get(host) or {}).get("result") in SWITCH_FAILED]
+    stop = batch_stops(batch, failed, max_fail_percentage)
+    message = (f"the rollout stopped after batch {number}, where {len(failed)} of {len(batch)} host(s) failed "
+               f"({', '.join(failed)}; rollout_max_fail_percentage {max_fail_percentage}): this host was not "
+               "switched and serves its previous menu (its new models stay pulled)") if stop else None
+    return {"batch": number, "hosts": list(batch), "failed": failed, "stop": stop, "message": message}
+
+
+def stopped_status(verdict: Mapping[str, Any], plan: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The status of a host whose batch never came because VERDICT stopped the rollout."""
+    return {"result": "not_switched", "message": verdict["message"], "pulled": list((plan or {}).get("pull", []))}
+
+
+def failures(final: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per host that failed, for the rollout's closing failure (empty: every host passed)."""
+    lines = []
+    for host, status in final.items():
+        result = status.get("result")
+        if result == "restored":
+            lines.append(f"{host}: the switch failed ({status.get('error')}). The host was restored to its previous "
+                         "aiModels.json, models and runner, and passed its checks again. Fix the cause, then run "
+                         "the rollout again.")
+        elif result in FAILED_RESULTS:
+            detail = f" ({status['error']})" if status.get("error") else ""
+            lines.append(f"{host}: {result}: {status.get('message')}{detail}.")
+    return lines
+
+
+def last_record(on_host: Mapping[str, Any] | None, on_controller: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The last rollout's record of a host, for the fleet report: the newer of the host's last-rollout.json and
+    the control node's copy (the copy alone knows a host lost mid-switch). A record still in progress when the
+    report is made means the host was cut off: it is shown as `unreachable`."""
+    candidates = [dict(r) for r in (on_host, on_controller) if isinstance(r, Mapping) and r.get("rollout_id")]
+    if not candidates:
+        return dict(on_host) if isinstance(on_host, Mapping) else None
+    # Same rollout: the finished record wins (the host wrote `switching`, the control node the outcome).
+    newest = max(candidates, key=lambda r: (str(r["rollout_id"]), r.get("finished") is not None))
+    if newest.get("result") in IN_PROGRESS:
+        return {**newest, **_lost_status(newest)}
+    return newest
 
 
 def failure_text(task: Mapping[str, Any] | None, result: Mapping[str, Any] | None) -> str:

@@ -13,7 +13,7 @@ UNPLACED = [{"menu_index": 3, "model_id": "meta-llama/Meta-Llama-3.1-70B-Instruc
 def test_host_plan_pulls_what_is_missing_and_prunes_what_is_dropped_comparing_names_with_their_tag():
     plan = rollout.host_plan(["llama3.1:8b", "mistral", "library/qwen2.5:7b"], ["llama3.1:8b", "gemma2:9b"],
                              ai_models_changed=True, prune=True, unplaced=UNPLACED)
-    assert plan == {"pull": ["mistral:latest", "library/qwen2.5:7b"], "prune": ["gemma2:9b"],
+    assert plan == {"pull": ["mistral:latest", "qwen2.5:7b"], "prune": ["gemma2:9b"],
                     "ai_models_changed": True, "ollama_running": True,
                     "unplaced": ["meta-llama/Meta-Llama-3.1-70B-Instruct"]}
     # A planned name without a tag is the :latest Ollama lists: neither pulled nor pruned.
@@ -138,3 +138,47 @@ def test_tables_keep_the_columns_operators_and_tests_read():
     assert summary[1].split()[:5] == ["h2", "failed", "-", "-", "the"]
     assert summary[1].endswith("serves its previous menu: Pre-pull: cut")
     assert summary[2].split()[:3] == ["h1", "not_switched", "mistral:7b"]
+
+
+def test_the_batch_verdict_counts_restored_and_lost_hosts_and_says_why_the_rollout_stopped():
+    statuses = {"a": rollout.host_status("switched", {"pull": []}), "b": rollout.host_status("restored", error="x"),
+                "c": rollout.host_status("switching", {"pull": []}), "d": rollout.host_status("unchanged")}
+    verdict = rollout.batch_verdict(["a", "b", "c", "d"], statuses, active=["a", "b", "d"], max_fail_percentage=50,
+                                    number=2)
+    assert verdict["failed"] == ["b", "c"] and verdict["stop"] is False and verdict["message"] is None
+    verdict = rollout.batch_verdict(["a", "b", "c", "d"], statuses, active=["a", "b", "d"], max_fail_percentage=0,
+                                    number=2)
+    assert verdict["stop"] is True
+    assert verdict["message"].startswith("the rollout stopped after batch 2, where 2 of 4 host(s) failed (b, c;")
+    later = rollout.stopped_status(verdict, {"pull": ["mistral:7b"]})
+    assert later == {"result": "not_switched", "message": verdict["message"], "pulled": ["mistral:7b"]}
+    # A host lost before writing its switching status is not active: it counts as failed.
+    assert rollout.batch_verdict(["e"], {"e": rollout.host_status("prepulled", {"pull": []})}, [], 100)["stop"]
+    assert FILTERS["rollout_batch_verdict"](["a"], statuses, ["a"], "0", "1")["stop"] is False
+
+
+def test_failures_name_each_failed_host_and_say_what_happened():
+    final = {"ok": {"result": "switched"}, "same": {"result": "unchanged"},
+             "r": rollout.host_status("restored", error="Verify: not served"),
+             "lost": rollout.outcome(rollout.host_status("switching", {"pull": []}), active=False),
+             "pre": rollout.host_status("failed", error="Pre-pull: cut", stage="pre-pull")}
+    lines = rollout.failures(final)
+    assert len(lines) == 3
+    assert lines[0].startswith("r: the switch failed (Verify: not served). The host was restored")
+    assert lines[1].startswith("lost: unreachable: unreachable mid-switch")
+    assert lines[2] == ("pre: failed: the pre-pull failed; the host was not switched and serves its previous menu "
+                        "(Pre-pull: cut).")
+
+
+def test_the_last_record_is_the_newer_and_a_switch_in_progress_means_cut_off():
+    on_host = rollout.record("20260101T000000Z", "s", rollout.host_status("switched", {"pull": []}), "f")
+    switching = rollout.record("20260102T000000Z", "s", rollout.host_status("switching", {"pull": ["m:7b"]}), "f")
+    assert rollout.last_record(on_host, None) == on_host
+    assert rollout.last_record(None, None) is None
+    lost = rollout.last_record(on_host, switching)
+    assert lost["rollout_id"] == "20260102T000000Z" and lost["result"] == "unreachable"
+    assert "unreachable mid-switch" in lost["message"] and lost["pulled"] == ["m:7b"]
+    # Same rollout: the finished outcome wins over the switching record left on the host.
+    done = rollout.record("20260102T000000Z", "s", rollout.host_status("switched", {"pull": ["m:7b"]}), "f")
+    assert rollout.last_record(switching, done)["result"] == "switched"
+    assert FILTERS["rollout_last_record"](switching)["result"] == "unreachable"
