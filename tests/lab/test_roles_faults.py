@@ -13,7 +13,10 @@ host, the variable and the fix, and that nothing on the host changed:
   failing stops the play in ollama_models with the previous aiModels.json and stack untouched;
 - verify.yml names the host, the check and what it saw for a runner answering ERROR or not at all;
 - the `ollama` volume and its models survive `docker compose down`, and a re-run pulls nothing;
-- the volume is deleted only when confirmed and no container uses it (check mode deletes nothing).
+- the volume is deleted only when confirmed and no container uses it (check mode deletes nothing);
+- a full disk at write time (aiModels.json on a filled 64 KiB tmpfs) stops ai_models with the old file and no
+  temporary file or backup left; go-livepeer (its stand-in, container mode) stopping with status 0 on the new file
+  (an external runner answering ERROR) gets the previous file back, runs again, and the run fails naming its log.
 
 Slow: about five minutes, most of it the one full converge.
 """
@@ -429,6 +432,92 @@ def test_verify_names_a_runner_that_does_not_answer(fault_lab: FaultLab, converg
                  "Connection refused", result=result)
     assert result.recap[converged.name]["changed"] == 0, result.describe()
     assert seconds < 60, f"verify_deadline={SHORT_VERIFY['verify_deadline']} was not honoured: {seconds:.0f} s"
+
+
+# --- 8b: a full disk at write time, and go-livepeer stopping on the new file (issue 13) -----------
+
+FULL_DISK = "/mnt/lpfleet-full-disk"
+CHEAPER_8B = [dict(LLAMA_8B, price_per_unit=0.17)]
+
+
+def test_a_full_disk_at_write_leaves_the_old_aimodels_json_and_no_junk(fault_lab: FaultLab,
+                                                                       converged: LabHost) -> None:
+    """aiModels.json on a 64 KiB tmpfs filled to the last byte: the write stops, the old file stays, nothing else."""
+    path = f"{FULL_DISK}/lpData/aiModels.json"
+    converged.shell(f"mkdir -p {FULL_DISK} && mount -t tmpfs -o size=64k tmpfs {FULL_DISK} && "
+                    f"mkdir {FULL_DISK}/lpData && cp -p {AI_MODELS_JSON} {path} && "
+                    f"(dd if=/dev/zero of={FULL_DISK}/filler bs=1k 2>/dev/null || true)")
+    try:
+        before = converged.shell(f"sha256sum {path}; ls -A {FULL_DISK}/lpData; df -B1 --output=avail {FULL_DISK}")
+        assert before.split()[-1] == "0", f"the tmpfs is not full:\n{before}"
+        result = fault_lab.runner.run("site.yml", converged.name, {
+            "lpfleet_model_menu": CHEAPER_8B, "ai_models_path": path}, options=("--tags", "ai_models"))
+        after = converged.shell(f"sha256sum {path}; ls -A {FULL_DISK}/lpData; df -B1 --output=avail {FULL_DISK}")
+    finally:
+        converged.shell(f"umount {FULL_DISK} && rmdir {FULL_DISK}", check=False)
+
+    assert result.returncode != 0, f"the write passed on a full disk:\n{result.describe()}"
+    failure = result.the_failure_of(converged.name)
+    assert failure.task == "lpfleet.ai.ai_models : Write aiModels.json", result.describe()
+    assert_names(failure.msg, f"no space left on {FULL_DISK}/lpData: writing aiModels.json needs",
+                 "bytes on disk (the new file", "the backup", "0 bytes are free", "is unchanged and nothing was left",
+                 "Fix: free at least", result=result)
+    # The same file, the same directory listing (no temporary file, no backup), the disk still full.
+    assert after == before, f"before:\n{before}\nafter:\n{after}"
+
+
+NODE = "livepeer"
+BROKEN_RUNNER = "broken_runner"
+# An external runner whose backend is down: its /health answers {"status": "ERROR"}, and go-livepeer stops at
+# once on it (contract: "S == ERROR stops the node at once"), with exit status 0. lpfleet's rules pass it.
+EXTERNAL_BROKEN = {"pipeline": "text-to-image", "model_id": "SG161222/RealVisXL_V4.0_Lightning", "warm": False,
+                   "price_per_unit": 4768371, "url": f"http://{BROKEN_RUNNER}:8000"}
+NODE_SETTLE = 8
+NODE_STATUS = ("import urllib.request; "
+               "print(urllib.request.urlopen('http://127.0.0.1:8935/status', timeout=5).read().decode())")
+
+
+def test_go_livepeer_stopping_on_the_new_file_gets_the_old_one_back_and_runs_again(fault_lab: FaultLab,
+                                                                                   converged: LabHost) -> None:
+    gv = group_vars()
+    network = gv.get("livepeer_network_name", "livepeer-ai")
+    converged.exec("docker", "pull", "-q", gv["ai_models_livepeer_image"], timeout=180)
+    converged.exec("docker", "run", "-d", "--name", BROKEN_RUNNER, "--network", network,
+                   "-e", "OLLAMA_BASE_URL=http://127.0.0.1:9", gv["ollama_stack_runner_image"], timeout=120)
+    # go-livepeer's stand-in as the node, on the file lpfleet wrote; it exits as go-livepeer does (no -stayUp).
+    converged.exec("docker", "run", "-d", "--name", NODE, "--network", network, "-v", "/root/.lpData:/root/.lpData",
+                   gv["ai_models_livepeer_image"], "serve", "-aiModels", AI_MODELS_JSON, "-network", "offchain",
+                   "-httpAddr", "127.0.0.1:8935", timeout=120)
+    try:
+        wait_until("the node to start on the current file", lambda: converged.exec(
+            "docker", "exec", NODE, "python3", "-c", NODE_STATUS, check=False).returncode == 0, timeout=60)
+        before = sha256_on(converged, AI_MODELS_JSON)
+        served_before = [entry["model_id"] for entry in ai_models_entries(converged)]
+        result = fault_lab.runner.run("site.yml", converged.name, {
+            "lpfleet_model_menu": [LLAMA_8B, EXTERNAL_BROKEN], "ai_models_livepeer_mode": "container",
+            "ai_models_livepeer_container": NODE, "ai_models_node_settle_seconds": NODE_SETTLE},
+            options=("--tags", "ai_models"))
+        state = converged.shell(f"docker inspect -f '{{{{.State.Status}}}} {{{{.RestartCount}}}}' {NODE}").split()
+        status = json.loads(converged.exec("docker", "exec", NODE, "python3", "-c", NODE_STATUS).stdout)
+        after = sha256_on(converged, AI_MODELS_JSON)
+        listing = converged.shell("ls -A /root/.lpData")
+    finally:
+        converged.exec("docker", "rm", "-f", NODE, BROKEN_RUNNER, check=False)
+
+    assert result.returncode != 0, f"the run passed although go-livepeer stopped:\n{result.describe()}"
+    failure = result.the_failure_of(converged.name)
+    assert failure.task == "lpfleet.ai.ai_models : Stop, naming what go-livepeer logged on the new file", \
+        result.describe()
+    assert_names(failure.msg, f"{converged.name}: go-livepeer (container {NODE}) did not stay up on the new",
+                 "exited with status 0 after",
+                 "Error AI worker warming text-to-image container: runner is in error state",
+                 "lpfleet put the previous file back (/root/.lpData/aiModels.json.",
+                 f"and started go-livepeer again: it is running for {NODE_SETTLE} s.", "Fix:", result=result)
+    # The host after: the previous file byte for byte, the node running on it (again restarted by lpfleet).
+    assert after == before, "aiModels.json is not the previous file"
+    assert state == ["running", "0"], state
+    assert status["ok"] is True and [entry["model_id"] for entry in status["registered"]] == served_before
+    assert not [name for name in listing.split() if name.endswith(".tmp")], listing
 
 
 # --- 9: the models outlive the stack -----------------------------------------------------------
