@@ -92,9 +92,8 @@ def _part_problem(kind: str, value: str) -> str | None:
 def parse_name(name: object) -> ModelName:
     """The parts of a valid name, defaults filled in; ValueError saying what is wrong otherwise."""
     problem = name_problem(name)
-    if problem is not None:
+    if problem is not None or not isinstance(name, str):
         raise ValueError("Ollama model name %r %s" % (name, problem))
-    assert isinstance(name, str)
     return _parse(name)[0]
 
 

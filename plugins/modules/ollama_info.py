@@ -52,6 +52,7 @@ attributes:
     description: Only reads; the same answer in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
 notes:
   - Runs on the host that can reach O(url); lpfleet's roles publish Ollama on the host's loopback and call it there.
 seealso:
@@ -292,8 +293,9 @@ def main() -> None:
     try:
         result = read(client, params["names"])
     except RequestFailed as failure:
-        module.fail_json(msg="cannot read Ollama at %s: %s" % (url, failure), attempts=failure.attempts,
-                         **dict(failure.as_dict(), url=url, request_url=failure.url))
+        details = failure.as_dict()
+        details.update(url=url, request_url=failure.url, attempts=failure.attempts)
+        module.fail_json(msg="cannot read Ollama at %s: %s" % (url, failure), **details)
     module.exit_json(changed=False, url=url, **result)
 
 

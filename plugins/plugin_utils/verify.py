@@ -96,9 +96,9 @@ def _ai_models_failures(result: Mapping[str, Any] | None, path: str, holds_token
     if result is None or result.get("skipped"):
         return []
     errors = result.get("errors") or []
-    failures = ["%s entry %s field %s: %s Fix: %s" % (path, finding.get("index"), finding.get("field"),
-                                                       finding.get("message"), finding.get("fix"))
-                for finding in errors]
+    failures = ["%s entry %s field %s: %s Fix: %s" % (
+        path, finding.get("index"), finding.get("field"), finding.get("message"), finding.get("fix"))
+        for finding in errors]
     # Registered with failed_when: false (so `failed` is false): a read that failed returns no entries.
     if not errors and "entries" not in result:
         failures.append("%s could not be validated (%s)" % (
