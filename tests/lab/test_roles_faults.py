@@ -15,8 +15,9 @@ host, the variable and the fix, and that nothing on the host changed:
 - the `ollama` volume and its models survive `docker compose down`, and a re-run pulls nothing;
 - the volume is deleted only when confirmed and no container uses it (check mode deletes nothing);
 - a full disk at write time (aiModels.json on a filled 64 KiB tmpfs) stops ai_models with the old file and no
-  temporary file or backup left; go-livepeer (its stand-in, container mode) stopping with status 0 on the new file
-  (an external runner answering ERROR) gets the previous file back, runs again, and the run fails naming its log.
+  temporary file or backup left; go-livepeer (its stand-in) stopping with status 0 on the new file gets the
+  previous file back, runs again, and the run fails naming its log: in mode container on the converged host (an
+  external runner answering ERROR) and in mode systemd on the fresh host (a runner that never answers).
 
 Slow: about five minutes, most of it the one full converge.
 """
@@ -24,6 +25,7 @@ Slow: about five minutes, most of it the one full converge.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -381,7 +383,8 @@ def test_pull_that_keeps_failing_leaves_aimodels_and_stack_untouched(fault_lab: 
 
     assert result.returncode != 0, f"the play passed although every pull of {tag} was cut:\n{result.describe()}"
     failure = result.the_failure_of(converged.name)
-    assert failure.task == "lpfleet.ai.ollama_models : Pull the planned models", result.describe()
+    # site.yml pulls through the running Ollama before the stack changes (lpfleet.ai.rollout's prepull).
+    assert failure.task == "lpfleet.ai.ollama_models : Pull the models before anything switches", result.describe()
     assert tag in failure.item, result.describe()
     assert not fault_left, f"the role gave up before using its {retries + 1} attempts: {fault_left}"
     gets = model_layer_gets(registry, client, started, registry.model(tag)["model_digest"])
@@ -437,27 +440,26 @@ def test_verify_names_a_runner_that_does_not_answer(fault_lab: FaultLab, converg
 # --- 8b: a full disk at write time, and go-livepeer stopping on the new file (issue 13) -----------
 
 FULL_DISK = "/mnt/lpfleet-full-disk"
-CHEAPER_8B = [dict(LLAMA_8B, price_per_unit=0.17)]
 
 
-def test_a_full_disk_at_write_leaves_the_old_aimodels_json_and_no_junk(fault_lab: FaultLab,
-                                                                       converged: LabHost) -> None:
-    """aiModels.json on a 64 KiB tmpfs filled to the last byte: the write stops, the old file stays, nothing else."""
+def test_a_full_disk_at_write_leaves_the_old_aimodels_json_and_no_junk(fault_lab: FaultLab) -> None:
+    """aiModels.json on a 64 KiB tmpfs filled to the last byte (on the fresh host, removed after): the write
+    stops, the old file stays, nothing else is left."""
+    host = FRESH
     path = f"{FULL_DISK}/lpData/aiModels.json"
-    converged.shell(f"mkdir -p {FULL_DISK} && mount -t tmpfs -o size=64k tmpfs {FULL_DISK} && "
-                    f"mkdir {FULL_DISK}/lpData && cp -p {AI_MODELS_JSON} {path} && "
-                    f"(dd if=/dev/zero of={FULL_DISK}/filler bs=1k 2>/dev/null || true)")
+    host.shell(f"mkdir -p {FULL_DISK} && mount -t tmpfs -o size=64k tmpfs {FULL_DISK} && mkdir {FULL_DISK}/lpData && "
+               f"echo '[]' > {path} && (dd if=/dev/zero of={FULL_DISK}/filler bs=1k 2>/dev/null || true)")
     try:
-        before = converged.shell(f"sha256sum {path}; ls -A {FULL_DISK}/lpData; df -B1 --output=avail {FULL_DISK}")
+        before = host.shell(f"sha256sum {path}; ls -A {FULL_DISK}/lpData; df -B1 --output=avail {FULL_DISK}")
         assert before.split()[-1] == "0", f"the tmpfs is not full:\n{before}"
-        result = fault_lab.runner.run("site.yml", converged.name, {
-            "lpfleet_model_menu": CHEAPER_8B, "ai_models_path": path}, options=("--tags", "ai_models"))
-        after = converged.shell(f"sha256sum {path}; ls -A {FULL_DISK}/lpData; df -B1 --output=avail {FULL_DISK}")
+        result = fault_lab.runner.run("site.yml", host.name, {
+            "lpfleet_model_menu": [LLAMA_8B], "ai_models_path": path}, options=("--tags", "ai_models"))
+        after = host.shell(f"sha256sum {path}; ls -A {FULL_DISK}/lpData; df -B1 --output=avail {FULL_DISK}")
     finally:
-        converged.shell(f"umount {FULL_DISK} && rmdir {FULL_DISK}", check=False)
+        host.shell(f"umount {FULL_DISK} && rmdir {FULL_DISK}", check=False)
 
     assert result.returncode != 0, f"the write passed on a full disk:\n{result.describe()}"
-    failure = result.the_failure_of(converged.name)
+    failure = result.the_failure_of(host.name)
     assert failure.task == "lpfleet.ai.ai_models : Write aiModels.json", result.describe()
     assert_names(failure.msg, f"no space left on {FULL_DISK}/lpData: writing aiModels.json needs",
                  "bytes on disk (the new file", "the backup", "0 bytes are free", "is unchanged and nothing was left",
@@ -520,6 +522,60 @@ def test_go_livepeer_stopping_on_the_new_file_gets_the_old_one_back_and_runs_aga
     assert not [name for name in listing.split() if name.endswith(".tmp")], listing
 
 
+ORCHESTRATOR = REPO_ROOT / "lab" / "standins" / "orchestrator" / "orchestrator.py"
+WHISPER = {"pipeline": "audio-to-text", "model_id": "openai/whisper-large-v3", "warm": True,
+           "price_per_unit": 12882811, "pixels_per_unit": 1}
+# An external runner nothing answers for: go-livepeer polls its /health, gives up after its wait (2 minutes;
+# -maxWait 3 for the stand-in here) and exits with status 0. lpfleet's rules pass it.
+UNREACHABLE_T2I = {"pipeline": "text-to-image", "model_id": "SG161222/RealVisXL_V4.0_Lightning", "warm": False,
+                   "price_per_unit": 4768371, "url": "http://127.0.0.1:9"}
+LIVEPEER_UNIT = """[Unit]
+Description=go-livepeer (lpfleet lab stand-in)
+[Service]
+ExecStart=/usr/bin/python3 /opt/lpfleet-lab/orchestrator.py serve -aiWorker -aiModels /root/.lpData/aiModels.json \\
+  -nvidia 0 -network offchain -httpAddr 127.0.0.1:8935 -maxWait 3
+Restart=on-failure
+"""
+
+
+def test_under_systemd_a_node_stopping_on_the_new_file_gets_the_old_one_back(fault_lab: FaultLab) -> None:
+    """Mode systemd on the fresh host (no Docker needed; everything removed after): go-livepeer's stand-in as
+    the unit livepeer.service with Restart=on-failure, which does not restart a node that exits with status 0."""
+    host = FRESH
+    host.exec("mkdir", "-p", "/opt/lpfleet-lab", "/root/.lpData")
+    host.put("/opt/lpfleet-lab/orchestrator.py", ORCHESTRATOR.read_bytes())
+    host.put("/etc/systemd/system/livepeer.service", LIVEPEER_UNIT.encode())
+    # The file the plan gives for WHISPER alone, as lpfleet writes it.
+    host.put(AI_MODELS_JSON, (json.dumps([WHISPER], indent=2) + "\n").encode())
+    try:
+        host.shell("systemctl daemon-reload && systemctl start livepeer.service")
+        wait_until("the node to start on the first file", lambda: host.exec(
+            "python3", "-c", NODE_STATUS, check=False).returncode == 0, timeout=30)
+        before = sha256_on(host, AI_MODELS_JSON)
+        result = fault_lab.runner.run("site.yml", host.name, {
+            "lpfleet_model_menu": [WHISPER, UNREACHABLE_T2I], "ai_models_livepeer_mode": "systemd",
+            "ai_models_node_settle_seconds": NODE_SETTLE}, options=("--tags", "ai_models"))
+        active = host.exec("systemctl", "is-active", "livepeer.service", check=False).stdout.decode().strip()
+        status = json.loads(host.exec("python3", "-c", NODE_STATUS).stdout)
+        after = sha256_on(host, AI_MODELS_JSON)
+    finally:
+        host.shell("systemctl stop livepeer.service; rm -rf /etc/systemd/system/livepeer.service /opt/lpfleet-lab "
+                   "/root/.lpData; systemctl daemon-reload; systemctl reset-failed", check=False)
+
+    assert result.returncode != 0, f"the run passed although go-livepeer stopped:\n{result.describe()}"
+    failure = result.the_failure_of(host.name)
+    assert failure.task == "lpfleet.ai.ai_models : Stop, naming what go-livepeer logged on the new file", \
+        result.describe()
+    assert_names(failure.msg, f"{host.name}: go-livepeer (systemd livepeer) did not stay up on the new",
+                 "inactive (dead), its last exit status 0 after",
+                 "Error AI worker warming text-to-image container: timed out waiting for runner",
+                 "lpfleet put the previous file back (/root/.lpData/aiModels.json.",
+                 f"it is running for {NODE_SETTLE} s.", result=result)
+    assert after == before, "aiModels.json is not the previous file"
+    assert active == "active"
+    assert status["ok"] is True and [entry["model_id"] for entry in status["registered"]] == [WHISPER["model_id"]]
+
+
 # --- 9: the models outlive the stack -----------------------------------------------------------
 
 
@@ -561,6 +617,107 @@ def test_models_survive_compose_down_and_a_rerun_pulls_nothing(fault_lab: FaultL
     assert registry.bytes_sent_to(client) == bytes_before, "the re-run downloaded from the model registry"
     loaded = [model["name"] for model in ollama_api(converged, "/api/ps")["models"]]
     assert "llama3.1:8b" in loaded, f"the warm model is not loaded again: {loaded}"
+
+
+# --- 9b: a host cut off mid-rollout loses nothing ------------------------------------------------
+
+LAB_NETWORK = "lpfleet-lab"
+STATUS_DIR = "/var/lib/lpfleet"
+# The lab menu re-priced: aiModels.json changes, nothing is pulled (the switch needs no registry).
+REPRICED = {**LLAMA_8B, "price_per_unit": 0.27}
+
+
+def run_cutting(runner: PlaybookRunner, playbook: str, host: LabHost, extra_vars: dict[str, Any],
+                trigger: str, cut: Any, after: str = "", timeout: float = 600) -> PlayResult:
+    """Runs PLAYBOOK as PlaybookRunner.run does, calling CUT() once, when a line of its output starts with TRIGGER
+    (once a line started with AFTER)."""
+    vars_file = runner.workdir / f"extra-vars-cut-{time.monotonic_ns()}.json"
+    vars_file.write_text(json.dumps(extra_vars))
+    command = [str(REPO_ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(runner.inventory / "hosts.yml"),
+               f"playbooks/{playbook}", "--limit", host.name, "-e", f"@{vars_file}"]
+    started = time.monotonic()
+    lines: list[str] = []
+    armed = not after
+    with subprocess.Popen(command, cwd=REPO_ROOT, env={**runner.environment(), "PYTHONUNBUFFERED": "1"},
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace") as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            armed = armed or line.startswith(after)
+            if cut is not None and armed and line.startswith(trigger):
+                cut()
+                cut = None
+            if time.monotonic() - started > timeout:
+                process.kill()
+        returncode = process.wait()
+    result = PlayResult.parse(command, returncode, "".join(lines), time.monotonic() - started)
+    assert cut is None, f"the run never printed {trigger!r}:\n{result.describe()}"
+    return result
+
+
+def ollama_answers(host: LabHost) -> bool:
+    try:
+        ollama_api(host, "/api/tags")
+    except Exception:  # noqa: BLE001 - the host, its Docker or Ollama is still starting
+        return False
+    return True
+
+
+def rollout_record(host: LabHost) -> dict[str, Any]:
+    return json.loads(host.shell(f"cat {STATUS_DIR}/last-rollout.json"))
+
+
+def test_a_host_cut_off_mid_rollout_is_recorded_and_the_next_run_restores_then_completes_it(
+        fault_lab: FaultLab, converged: LabHost) -> None:
+    """Within its switch the host's container stops (the control node loses it); the next rollout finds the
+    switch that never ended, restores the host from its snapshot, and, with the host's network cut between
+    its pre-pull and its switch, completes the rollout. Models and aiModels.json are intact throughout."""
+    models_before = ollama_models(converged)
+    ai_models_before = sha256_on(converged, AI_MODELS_JSON)
+    menu = {"lpfleet_model_menu": [REPRICED], "verify_smoke": False}
+    reports = fault_lab.runner.workdir / "reports"
+    menu["lpfleet_report_dir"] = str(reports)
+
+    # 1. The container stops as the host's switch begins: Ansible loses it (unreachable), so it runs neither
+    #    its restore nor its record; the run ends (its only batch is gone).
+    def stop_host() -> None:
+        run(["docker", "stop", "-t", "2", converged.container], timeout=60)
+
+    try:
+        lost = run_cutting(fault_lab.runner, "rollout_models.yml", converged, menu,
+                           "TASK [lpfleet.ai.ollama_stack : ", stop_host, after="PLAY [Switch in batches",
+                           timeout=400)
+    finally:
+        run(["docker", "start", converged.container], timeout=60)
+    assert lost.returncode != 0 and lost.recap[converged.name]["unreachable"] == 1, lost.describe()
+    copy = json.loads((reports / "last-rollout" / f"{converged.name}.json").read_text())
+    assert copy["result"] == "switching" and copy["finished"] is None, copy
+    wait_until("Ollama on the restarted host", lambda: ollama_answers(converged), timeout=120)
+    left = rollout_record(converged)
+    assert left["result"] == "switching" and left["rollout_id"] == copy["rollout_id"], left
+    assert converged.exec("test", "-f", f"{STATUS_DIR}/rollout/switch.json", check=False).returncode == 0
+    assert ollama_models(converged) == models_before, "models lost with the host"
+
+    # 2. The next rollout restores the host from that snapshot first, then, with the host cut from the lab
+    #    network between its pre-pull and its switch (no registry needed: nothing to pull), completes.
+    def cut_network() -> None:
+        run(["docker", "network", "disconnect", LAB_NETWORK, converged.container], timeout=60)
+
+    try:
+        done = run_cutting(fault_lab.runner, "rollout_models.yml", converged, menu,
+                           "PLAY [Switch in batches", cut_network, timeout=400)
+    finally:
+        run(["docker", "network", "connect", LAB_NETWORK, converged.container], timeout=60, check=False)
+    assert done.returncode == 0, done.describe()
+    assert f"was cut off in the middle of its switch in rollout {copy['rollout_id']}" in done.output, done.describe()
+    record = rollout_record(converged)
+    assert record["result"] == "switched" and record["recovered_from"] == copy["rollout_id"], record
+    assert converged.exec("test", "-e", f"{STATUS_DIR}/rollout/switch.json", check=False).returncode != 0
+    assert ollama_models(converged) == models_before, "a model was lost or added"
+    prices = [entry["price_per_unit"] for entry in ai_models_entries(converged)]
+    assert sha256_on(converged, AI_MODELS_JSON) != ai_models_before and prices == [REPRICED["price_per_unit"]], prices
+    summary = json.loads((reports / "last-rollout.json").read_text())
+    assert summary["hosts"][converged.name]["result"] == "switched", summary
 
 
 # --- 10: the model volume goes only when confirmed and unused (last: it deletes the models) ------
