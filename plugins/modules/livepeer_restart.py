@@ -200,8 +200,9 @@ class Service(Node):
         self.command("systemctl", "restart", self.name)
 
     def properties(self) -> dict[str, str]:
-        _, out, _ = self.command("systemctl", "show", "--property=LoadState,ActiveState,SubState,MainPID,"
-                                 "NRestarts,ExecMainStatus,ExecMainStartTimestampMonotonic,InvocationID", self.name)
+        wanted = ("LoadState", "ActiveState", "SubState", "MainPID", "NRestarts", "ExecMainStatus",
+                  "ExecMainStartTimestampMonotonic", "InvocationID")
+        out = self.command("systemctl", "show", "--property=" + ",".join(wanted), self.name)[1]
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
     def look(self) -> NodeState:

@@ -414,9 +414,10 @@ def disk_full(failure: RequestFailed, name: str, progress: PullProgress) -> Opti
         failure.body_head.strip() or failure.message)
     total, completed = progress.layer_bytes()
     directory = models_directory(text)
-    needed = ("at least %d bytes (%.1f MB) more: the layers Ollama announced total %d bytes, %d of them are "
-              "downloaded" % (total - completed, (total - completed) / 1e6, total, completed)) if total else (
-              "the model's size (Ollama announced no layer before the error)")
+    needed = "the model's size (Ollama announced no layer before the error)"
+    if total:
+        needed = ("at least %d bytes (%.1f MB) more: the layers Ollama announced total %d bytes, %d of them are "
+                  "downloaded" % (total - completed, (total - completed) / 1e6, total, completed))
     message = ("%s. Ollama's disk is full: pulling %s needs %s, in %s (Ollama's model store; in lpfleet's stack the "
                "Docker volume mounted there). Retrying cannot help. Fix: free that much on the file system that "
                "holds %s (or give Ollama a bigger volume), then run again; the download resumes where it stopped"
