@@ -147,6 +147,13 @@ def test_fleet_report_reads_a_host_and_lists_an_unreachable_one(tmp_path, local_
                   "ansible_user": "nobody", "ansible_ssh_common_args": "-o ConnectTimeout=5"},
     }, {"lpfleet_model_menu": MENU, "lpfleet_runner_token": TOKEN})
     reports = tmp_path / "reports"
+    # The control node's copies of the rollout records (lpfleet.ai.rollout writes them): ghost was lost in the
+    # middle of its switch; node1's copy is older than the record on node1, which wins.
+    (reports / "last-rollout").mkdir(parents=True)
+    (reports / "last-rollout" / "ghost.json").write_text(json.dumps(
+        {**LAST_ROLLOUT, "rollout_id": "20260102T000000Z", "finished": None, "result": "switching", "error": None}))
+    (reports / "last-rollout" / "node1.json").write_text(json.dumps(
+        {**LAST_ROLLOUT, "rollout_id": "20251231T000000Z", "result": "switched"}))
     env = ansible_env(tmp_path, PATH=f"{local_gpu_host['bin']}:{os.environ['PATH']}",
                       LPFLEET_LAB_GPU_PROFILE=str(REPO / "lab" / "profiles" / "single-8gb.json"))
     done = run_playbook(tmp_path, "-i", str(inventory), "playbooks/fleet_report.yml",
@@ -158,6 +165,8 @@ def test_fleet_report_reads_a_host_and_lists_an_unreachable_one(tmp_path, local_
     records = {record["host"]: record for record in report["hosts"]}
     assert sorted(records) == ["ghost", "node1"]
     assert records["ghost"]["error"].startswith("unreachable")
+    assert records["ghost"]["last_rollout"]["result"] == "unreachable"
+    assert "unreachable mid-switch" in records["ghost"]["last_rollout"]["message"]
     node = records["node1"]
     assert node["error"] is None
     assert [gpu["name"] for gpu in node["gpus"]] == ["NVIDIA GeForce RTX 3060 Ti"]
@@ -170,6 +179,7 @@ def test_fleet_report_reads_a_host_and_lists_an_unreachable_one(tmp_path, local_
     markdown = (reports / "fleet-report.md").read_text()
     assert "| node1 | restored | 20260101T000000Z |" in markdown
     assert "| ghost | - | - | - | - | - | FAILED: unreachable" in markdown
+    assert "| ghost | unreachable | 20260102T000000Z | - | unreachable mid-switch" in markdown
     assert "pulled, loaded" in markdown
     assert "== Last rollout ==" in output and re.search(r"node1 +restored +20260101T000000Z", output)
     for text in (output, markdown, json.dumps(report)):
