@@ -33,6 +33,7 @@ RESULTS = ("prepulled", "failed", "unchanged", "switching", "switched", "restori
            "restore_failed", "unreachable", "not_switched", "not_run", "recovered")
 IN_PROGRESS = ("switching", "restoring")
 
+
 def host_plan(planned_tags: Iterable[str], present: Iterable[str], ai_models_changed: bool, prune: bool,
               unplaced: Iterable[Mapping[str, Any]] = (), ollama_running: bool = True) -> dict[str, Any]:
     """What the rollout does on one host: the tags to pull, the tags to prune once it passed, whether
