@@ -251,8 +251,18 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
         ["docker_engine_source", "must be one of", "distro, docker", "dockr"], []),
     "toolkit-repo-url-without-scheme": (
         {"nvidia_container_toolkit_repo_base_url": "nvidia.github.io/libnvidia-container"},
-        "lpfleet.ai.nvidia_container_toolkit : Require an http(s) URL for NVIDIA's repository",
+        "lpfleet.ai.nvidia_container_toolkit : Require an https URL for NVIDIA's repository",
         ["nvidia_container_toolkit_repo_base_url", '"nvidia.github.io/libnvidia-container"', "Fix:", "https://"], []),
+    # The lab's repository signs with the lab key; NVIDIA's real fingerprint pinned instead is a changed key.
+    "toolkit-repo-key-not-the-pinned-one": (
+        {"nvidia_container_toolkit_repo_key_fingerprint": "C95B 321B 61E8 8C18 09C4 F759 DDCA E044 F796 ECB0"},
+        "lpfleet.ai.nvidia_container_toolkit : Stop when the repository key is not the pinned one",
+        ["http://nvidia-repo/libnvidia-container/gpgkey", "9DD2D656C930AE2E8AD7D9E5F538EFB59789438D",
+         "C95B321B61E88C1809C4F759DDCAE044F796ECB0", "nvidia_container_toolkit_repo_key_fingerprint", "Fix:"], []),
+    # The lab inventory opts in for its plain http stand-ins; without the opt-in its registry is refused.
+    "plain-http-registry-not-allowed": (
+        {"lpfleet_allow_plain_http": False}, "lpfleet.ai.docker_engine : Require plain http registries to be allowed",
+        ["docker_engine_daemon_options", "registry:5000", "lpfleet_allow_plain_http: true", "Fix:"], []),
     "network-name-with-a-space": (
         {"livepeer_network_name": "livepeer ai"}, "lpfleet.ai.livepeer_network : Require names Docker accepts",
         ["livepeer_network_name", '"livepeer ai"', "Fix:", "livepeer-ai"], []),
