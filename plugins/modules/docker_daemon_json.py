@@ -134,7 +134,7 @@ def dockerd_version(module: AnsibleModule) -> Optional[Tuple[int, int]]:
     dockerd = module.get_bin_path("dockerd")
     if dockerd is None:
         return None
-    rc, out, _ = module.run_command([dockerd, "--version"])
+    rc, out, _err = module.run_command([dockerd, "--version"])
     found = re.search(r"version (\d+)\.(\d+)", out)
     return (int(found.group(1)), int(found.group(2))) if rc == 0 and found else None
 

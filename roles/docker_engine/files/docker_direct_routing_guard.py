@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: lpfleet developers
 # MIT License (see galaxy.yml)
 """Installed by lpfleet.ai.docker_engine on Docker engines before 28.0, as
@@ -17,9 +16,9 @@ Packets for published ports are not affected: they reach the host's own address,
 comes after the raw table. Traffic from the host itself (OUTPUT) and between containers on the same
 bridge passes.
 
-  docker-direct-routing-guard sync    write the chain for the bridge networks that exist now
-  docker-direct-routing-guard watch   sync, then again at every network created or removed
-  docker-direct-routing-guard remove  remove the chain and its jump
+  python3 docker-direct-routing-guard sync    write the chain for the bridge networks that exist now
+  python3 docker-direct-routing-guard watch   sync, then again at every network created or removed
+  python3 docker-direct-routing-guard remove  remove the chain and its jump
 """
 
 from __future__ import annotations
@@ -96,7 +95,7 @@ def watch() -> None:
     sync()
     print(f"{CHAIN}: guarding the bridge networks' subnets; watching Docker's network events", flush=True)
     assert events.stdout is not None
-    for _ in events.stdout:
+    for _event in events.stdout:
         sync()
     sys.exit(f"{CHAIN}: Docker's event stream ended (exit status {events.wait()})")
 
