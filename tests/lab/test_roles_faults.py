@@ -890,7 +890,10 @@ def test_a_host_cut_off_mid_rollout_is_recorded_and_the_next_run_restores_then_c
     its pre-pull and its switch, completes the rollout. Models and aiModels.json are intact throughout."""
     models_before = ollama_models(converged)
     ai_models_before = sha256_on(converged, AI_MODELS_JSON)
-    menu = {"lpfleet_model_menu": [REPRICED], "verify_smoke": False}
+    # rollout_prune off: every model the host had must still be there (earlier tests leave extra ones);
+    # preflight's role checks are tested above and only cost time here.
+    menu = {"lpfleet_model_menu": [REPRICED], "verify_smoke": False, "rollout_prune": False,
+            "preflight_checked_roles": []}
     reports = fault_lab.runner.workdir / "reports"
     menu["lpfleet_report_dir"] = str(reports)
 
