@@ -100,6 +100,22 @@ def test_ports_are_bound_to_loopback_only(host, name):
     assert "127.0.0.1:11434" in listening and "127.0.0.1:8000" in listening
 
 
+@pytest.mark.parametrize("name", CONTAINERS)
+def test_containers_run_without_capabilities_or_new_privileges(host, name):
+    config = inspect(host, name)["HostConfig"]
+    assert config["CapDrop"] == ["ALL"] and not config["CapAdd"], (config["CapDrop"], config["CapAdd"])
+    assert "no-new-privileges:true" in (config["SecurityOpt"] or [])
+
+
+def test_the_warm_unit_comes_with_docker(host):
+    """lpfleet-ollama-warm.service: started by Docker (boot, restart), with the warm model of the plan."""
+    unit = host.file("/etc/systemd/system/lpfleet-ollama-warm.service").content_string
+    assert "WantedBy=docker.service" in unit and "PartOf=docker.service" in unit
+    assert host.run("systemctl is-enabled lpfleet-ollama-warm.service").stdout.strip() == "enabled"
+    config = json.loads(host.file("/opt/lpfleet/ollama-stack/warm.json").content_string)
+    assert config["servers"] == [{"url": "http://127.0.0.1:11434", "models": ["llama3.1:8b"]}], config
+
+
 def test_the_model_is_in_the_ollama_store(host):
     listed = host.run("docker exec ollama ollama list")
     assert listed.rc == 0 and "llama3.1:8b" in listed.stdout
