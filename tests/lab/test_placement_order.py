@@ -10,7 +10,8 @@ card (GPU0), so it needs the non-identity order -nvidia 1,0:
   the node starts whisper on GPU1 and text-to-image on GPU0;
 - node started with -nvidia 0,1: lpfleet plans for it by file order (text-to-image first), and the node
   again starts each model on its planned GPU;
-- node started with -nvidia 0: the plan cannot run there; the play stops in preflight, naming the host and
+- node started with -nvidia 0: the plan cannot run there; the play stops in planning (role plan, before any
+  change), naming the host and
   -nvidia 1,0, and aiModels.json is not touched.
 
 Slow: about a minute and a half on a host whose Docker engine is installed (more on a fresh one).
@@ -124,7 +125,7 @@ def test_a_node_nvidia_that_cannot_carry_the_plan_stops_before_anything_is_writt
     result = converge(runner)
     assert result.returncode != 0, result.describe()
     failure = result.the_failure_of(HOST.name)
-    assert failure.task.startswith("lpfleet.ai.preflight : "), result.describe()
+    assert failure.task == "lpfleet.ai.plan : Stop when go-livepeer's -nvidia cannot carry the plan", result.describe()
     for fragment in ("gpu-docs: go-livepeer runs with -nvidia 0", "The plan needs -nvidia 1,0",
                      "Fix: start go-livepeer with -nvidia 1,0"):
         assert fragment in failure.msg, failure.msg
