@@ -55,6 +55,9 @@ CONVERGED = LabHost("fault-8g", "single-8gb", "13")
 HOSTS = (NO_GPU, FRESH, FRESH_DEBIAN_12, CONVERGED)
 
 PREFLIGHT = "lpfleet.ai.preflight : "
+# Planning runs in lpfleet.ai.plan, which preflight imports.
+PLAN = "lpfleet.ai.plan : "
+PLAN_STEP = PLAN + "Plan this host's models on its GPUs"
 AI_MODELS_JSON = "/root/.lpData/aiModels.json"
 STACK_CONTAINERS = ("ollama", "llm_runner")
 # More MB than any disk here has: with it as preflight_disk_margin_mb, the planned download can never
@@ -197,10 +200,10 @@ PREFLIGHT_CASES = {
         "Require free disk for the models still to download",
         ["llama3.1:8b, qwen2.5:7b", "preflight_disk_margin_mb", "lpfleet_model_menu", "Fix:"]),
     "ollama-tag-as-model-id": (
-        FRESH, {"lpfleet_model_menu": MENU_WITH_OLLAMA_TAG}, "Plan this host's models on its GPUs",
+        FRESH, {"lpfleet_model_menu": MENU_WITH_OLLAMA_TAG}, PLAN_STEP,
         ["lpfleet_model_menu[1].model_id", '"llama3.1:8b"', "Fix:", "meta-llama/Meta-Llama-3.1-8B-Instruct"]),
     "price-as-string": (
-        FRESH, {"lpfleet_model_menu": MENU_WITH_STRING_PRICE}, "Plan this host's models on its GPUs",
+        FRESH, {"lpfleet_model_menu": MENU_WITH_STRING_PRICE}, PLAN_STEP,
         ["lpfleet_model_menu[1].price_per_unit", "0.5e-3USD", "Fix:", '"price_per_unit": 0.0005']),
     "unconfirmed-volume-deletion": (
         FRESH, {"livepeer_network_ollama_volume_state": "absent"},
@@ -208,7 +211,7 @@ PREFLIGHT_CASES = {
         ["livepeer_network_ollama_volume_state is absent", "livepeer_network_confirm_volume_removal",
          '"yes, delete all models"', "Fix:"]),
     "warm-model-fits-no-gpu": (
-        FRESH, {"lpfleet_model_menu": MENU_WITH_WARM_70B}, "Stop when a required menu item fits no GPU",
+        FRESH, {"lpfleet_model_menu": MENU_WITH_WARM_70B}, PLAN + "Stop when a required menu item fits no GPU",
         ["lpfleet_model_menu[0]", "meta-llama/Meta-Llama-3.1-70B-Instruct", "required: true", "8192 MiB", "Fix:"]),
 }
 
@@ -244,7 +247,7 @@ EXTERNAL_T2I = {"pipeline": "text-to-image", "model_id": "SG161222/RealVisXL_V4.
 # that must appear nowhere in the output)
 ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]] = {
     "preflight-layout-not-a-choice": (
-        {"lpfleet_stack_layout": "per-gpu"}, "lpfleet.ai.preflight : " + SPEC_TASK + "'main'",
+        {"lpfleet_stack_layout": "per-gpu"}, PLAN + SPEC_TASK + "'main'",
         ["lpfleet_stack_layout", "must be one of", "shared, per_gpu", "per-gpu"], []),
     "docker-engine-source-not-a-choice": (
         {"docker_engine_source": "dockr"}, "lpfleet.ai.docker_engine : " + SPEC_TASK + "'checks'",
@@ -279,22 +282,22 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
         {"verify_deadline": "nan"}, "lpfleet.ai.verify : Require finite numbers in range",
         ["verify_deadline", '"nan"', "finite", "Fix:"], []),
     "menu-price-infinite": (
-        {"lpfleet_model_menu": [dict(LLAMA_8B, price_per_unit=float("inf"))]}, "Plan this host's models on its GPUs",
+        {"lpfleet_model_menu": [dict(LLAMA_8B, price_per_unit=float("inf"))]}, PLAN_STEP,
         ["lpfleet_model_menu[0].price_per_unit", "not a finite number", "Fix:"], []),
     "menu-model-id-ends-in-a-newline": (
         {"lpfleet_model_menu": [LLAMA_8B, dict(EXTERNAL_T2I, model_id=EXTERNAL_T2I["model_id"] + "\n")]},
-        "Plan this host's models on its GPUs", ["lpfleet_model_menu[1].model_id", "control character", "Fix:"], []),
+        PLAN_STEP, ["lpfleet_model_menu[1].model_id", "control character", "Fix:"], []),
     "menu-url-ends-in-a-tab": (
         {"lpfleet_model_menu": [LLAMA_8B, dict(EXTERNAL_T2I, url=EXTERNAL_T2I["url"] + "\t")]},
-        "Plan this host's models on its GPUs", ["lpfleet_model_menu[1].url", "url.Parse", "Fix:"], []),
+        PLAN_STEP, ["lpfleet_model_menu[1].url", "url.Parse", "Fix:"], []),
     "menu-token-with-a-newline": (
         {"lpfleet_model_menu": [LLAMA_8B, dict(EXTERNAL_T2I, token=MENU_SECRET + "\nx")]},
-        "Plan this host's models on its GPUs", ["lpfleet_model_menu[1].token", "header value", "Fix:"],
+        PLAN_STEP, ["lpfleet_model_menu[1].token", "header value", "Fix:"],
         [MENU_SECRET]),
     "menu-ollama-tag-ollama-refuses": (
         {"lpfleet_model_menu": [LLAMA_8B, extra_llm("Qwen/Qwen2.5-7B-Instruct", "qwen2.5 7b", vram_mib=3000,
                                                      download_mb=10)]},
-        "Plan this host's models on its GPUs", ["lpfleet_model_menu[1].ollama_tag", "qwen2.5 7b", "Fix:"], []),
+        PLAN_STEP, ["lpfleet_model_menu[1].ollama_tag", "qwen2.5 7b", "Fix:"], []),
     "runner-token-with-a-newline": (
         {"lpfleet_runner_token": RUNNER_SECRET + "\nx"},
         "lpfleet.ai.ollama_stack : Require a token that an env file can carry",
