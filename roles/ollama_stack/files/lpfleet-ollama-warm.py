@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import sys
 import time
 import urllib.error
@@ -142,7 +143,8 @@ def warm(url: str, models: list[str], budget: Budget) -> bool:
         log(f"{url}: not loaded: {', '.join(models)}")
         return False
     log(f"{url}: Ollama {version} answers; loading {', '.join(models)}")
-    return all([load(url, model, budget) for model in models])
+    loaded = [load(url, model, budget) for model in models]  # every model is tried, not up to the first failure
+    return all(loaded)
 
 
 def read_config(path: str) -> tuple[float, list[tuple[str, list[str]]]]:
@@ -158,7 +160,7 @@ def read_config(path: str) -> tuple[float, list[tuple[str, list[str]]]]:
                    for server in document.get("servers", [])]
     except (AttributeError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is not the expected document ({type(error).__name__}: {error})") from None
-    if not budget > 0:
+    if not math.isfinite(budget) or budget <= 0:
         raise ValueError(f"{path}: budget_seconds must be positive, not {budget}")
     return budget, servers
 
