@@ -55,66 +55,80 @@ options:
     type: list
     elements: dict
     required: true
-  host:
-    description: The host's name, used in messages (C(inventory_hostname)).
-    type: str
-    default: ""
   catalog_overrides:
     description: Catalog items that extend or replace the built-in ones, matched by C(model_id)
       (C(lpfleet_model_catalog_overrides)); keys C(model_id), C(pipeline), C(vram_gb) or C(vram_mib),
       C(vram_source), C(ollama_tag), C(download_mb), C(download_source), C(pricing_unit), C(notes).
     type: list
     elements: dict
+  # BEGIN PlanOptions: written by scripts/plan-options from plugins/plugin_utils/planner.py; edit there
+  host:
+    type: str
+    default: ""
+    description: >-
+      The host's name, used in messages (C(inventory_hostname)).
   headroom_mib:
-    description: VRAM kept free on each GPU on top of the resident models, for inference peaks.
     type: int
     default: 512
+    description: >-
+      VRAM (MiB) kept free on every GPU on top of the resident (warm) models, for inference peaks.
   layout:
-    description: C(shared) deploys one Ollama + runner pair using all GPUs; C(per_gpu) one pair per GPU that
-      serves an C(llm) model, with names and ports suffixed by the GPU index.
     type: str
     default: shared
     choices: [shared, per_gpu]
+    description: >-
+      C(shared) deploys one Ollama + runner pair using all GPUs, as in the Livepeer docs; C(per_gpu) one
+      pair per GPU that serves an C(llm) model, with names and ports suffixed by the GPU index.
   runner_address:
-    description: How go-livepeer reaches the runner. C(container) uses the runner's container name on the shared
-      Docker network; C(loopback) uses C(http://127.0.0.1:<port>) for go-livepeer on host networking.
     type: str
     default: container
     choices: [container, loopback]
+    description: >-
+      How go-livepeer reaches the runner. C(container) uses the runner's container name on the shared
+      Docker network; C(loopback) uses C(http://127.0.0.1:<port>), for go-livepeer on host networking.
   runner_name:
-    description: The runner's container name (C(per_gpu) adds C(_gpu<index>)).
     type: str
     default: llm_runner
+    description: >-
+      The runner's container name (C(per_gpu) adds C(_gpu<index>)).
   runner_port:
-    description: The runner's port (C(per_gpu) publishes C(runner_port + index) on the host).
     type: int
     default: 8000
+    description: >-
+      The runner's port, inside its container and published on the host (C(per_gpu) publishes port +
+      index).
   ollama_name:
-    description: The Ollama container name (C(per_gpu) adds C(_gpu<index>)).
     type: str
     default: ollama
+    description: >-
+      Ollama's container name (C(per_gpu) adds C(_gpu<index>)).
   ollama_port:
-    description: Ollama's port (C(per_gpu) publishes C(ollama_port + index) on the host).
     type: int
     default: 11434
+    description: >-
+      Ollama's port, inside its container and published on the host (C(per_gpu) publishes port + index).
   livepeer_nvidia:
-    description:
-      - go-livepeer's actual C(-nvidia) value (GPU indices such as C(1,0), or C(all); an empty string when the node
-        runs without the flag), read from its container command or systemd unit. Omitted when lpfleet tells the
-        operator which value to use.
     type: str
+    description: >-
+      go-livepeer's actual C(-nvidia) value (GPU indices such as C(1,0), or C(all); an empty string when
+      the node runs without the flag), read from its container command or systemd unit. Omitted when
+      lpfleet tells the operator which value to use.
   unplaced_action:
-    description: What a menu item that fits no GPU does (C(lpfleet_unplaced_action)) - C(warn) lists it under
-      C(unplaced) only; C(fail) also puts it under C(blocking). Items with C(required=true) are always blocking.
     type: str
     default: warn
     choices: [warn, fail]
+    description: >-
+      What a menu item that fits no GPU does. C(warn) lists it under C(unplaced) only (the play goes on
+      without it); C(fail) also puts it under C(blocking) (stop the host). Items with C(required=true)
+      always stop it.
   bind_address:
-    description: The address the stacks' ports are published on (C(ollama_stack_bind_address)); gives the stacks'
+    type: str
+    default: "127.0.0.1"
+    description: >-
+      The address the stacks' ports are published on (C(ollama_stack_bind_address)); gives the stacks'
       C(ollama_host_url) and C(runner_host_url), where the host itself reaches them (the loopback for
       C(127.0.0.1), C(0.0.0.0), C(::1) and C(::); IPv6 addresses in brackets).
-    type: str
-    default: 127.0.0.1
+  # END PlanOptions
 """
 
 EXAMPLES = r"""

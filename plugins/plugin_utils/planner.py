@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from itertools import combinations
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
@@ -50,15 +50,6 @@ LPFLEET_KEYS = ("vram_mib", "ollama_tag", "download_mb", "required")
 LAYOUTS = ("shared", "per_gpu")
 RUNNER_ADDRESSES = ("container", "loopback")
 UNPLACED_ACTIONS = ("warn", "fail")
-# The inventory variables behind the planner's options (roles/preflight/tasks/plan.yml passes them).
-OPTION_VARIABLES = {
-    "runner_name": "lpfleet_runner_name",
-    "runner_port": "lpfleet_runner_port",
-    "ollama_name": "lpfleet_ollama_name",
-    "ollama_port": "lpfleet_ollama_port",
-    "unplaced_action": "lpfleet_unplaced_action",
-    "bind_address": "ollama_stack_bind_address",
-}
 MAX_PORT = 65535
 
 _CONTAINER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -68,24 +59,63 @@ class PlanError(ValueError):
     """Bad input: the message names the host, the variable, the field and the fix."""
 
 
+def _option(default: Any, variable: str | None, description: str, choices: tuple[str, ...] = ()) -> Any:
+    """A planner option: its default, the variable behind it and its text, the one source of each.
+
+    `variable`: the inventory variable the plan role passes (lookup lpfleet.ai.plan_options); an
+    `lpfleet_*` one is roles/plan's own, and scripts/plan-options writes its default, argument spec and
+    README row, and the filter's DOCUMENTATION, from this (tests/unit/test_plan_options.py checks them).
+    None: the caller passes it itself. `description` uses Ansible's markup (C(...), O(...)).
+    """
+    return field(default=default, metadata={"variable": variable, "description": description, "choices": choices})
+
+
 @dataclass(frozen=True)
 class PlanOptions:
-    host: str = ""
-    headroom_mib: int = 512
-    layout: str = "shared"
-    runner_address: str = "container"
-    runner_name: str = "llm_runner"
-    runner_port: int = 8000
-    ollama_name: str = "ollama"
-    ollama_port: int = 11434
-    # go-livepeer's actual -nvidia value when lpfleet does not own its command line (None: lpfleet
-    # says which value to use; "": the node runs without -nvidia).
-    livepeer_nvidia: str | None = None
-    # What a menu item that fits no GPU does: `warn`, or `fail` (stop the host); `required: true` items always fail.
-    unplaced_action: str = "warn"
-    # The address the stacks' ports are published on (ollama_stack_bind_address); the plan's host-side URLs
-    # (ollama_host_url, runner_host_url) reach them from the host itself.
-    bind_address: str = "127.0.0.1"
+    host: str = _option("", "inventory_hostname", "The host's name, used in messages (C(inventory_hostname)).")
+    headroom_mib: int = _option(
+        512, "lpfleet_vram_headroom_mib",
+        "VRAM (MiB) kept free on every GPU on top of the resident (warm) models, for inference peaks.")
+    layout: str = _option(
+        "shared", "lpfleet_stack_layout",
+        "C(shared) deploys one Ollama + runner pair using all GPUs, as in the Livepeer docs; C(per_gpu) one pair "
+        "per GPU that serves an C(llm) model, with names and ports suffixed by the GPU index.",
+        LAYOUTS)
+    runner_address: str = _option(
+        "container", "lpfleet_runner_address",
+        "How go-livepeer reaches the runner. C(container) uses the runner's container name on the shared Docker "
+        "network; C(loopback) uses C(http://127.0.0.1:<port>), for go-livepeer on host networking.",
+        RUNNER_ADDRESSES)
+    runner_name: str = _option("llm_runner", "lpfleet_runner_name",
+                               "The runner's container name (C(per_gpu) adds C(_gpu<index>)).")
+    runner_port: int = _option(
+        8000, "lpfleet_runner_port",
+        "The runner's port, inside its container and published on the host (C(per_gpu) publishes port + index).")
+    ollama_name: str = _option("ollama", "lpfleet_ollama_name",
+                               "Ollama's container name (C(per_gpu) adds C(_gpu<index>)).")
+    ollama_port: int = _option(
+        11434, "lpfleet_ollama_port",
+        "Ollama's port, inside its container and published on the host (C(per_gpu) publishes port + index).")
+    livepeer_nvidia: str | None = _option(
+        None, None,
+        "go-livepeer's actual C(-nvidia) value (GPU indices such as C(1,0), or C(all); an empty string when the "
+        "node runs without the flag), read from its container command or systemd unit. Omitted when lpfleet tells "
+        "the operator which value to use.")
+    unplaced_action: str = _option(
+        "warn", "lpfleet_unplaced_action",
+        "What a menu item that fits no GPU does. C(warn) lists it under C(unplaced) only (the play goes on without "
+        "it); C(fail) also puts it under C(blocking) (stop the host). Items with C(required=true) always stop it.",
+        UNPLACED_ACTIONS)
+    bind_address: str = _option(
+        "127.0.0.1", "ollama_stack_bind_address",
+        "The address the stacks' ports are published on (C(ollama_stack_bind_address)); gives the stacks' "
+        "C(ollama_host_url) and C(runner_host_url), where the host itself reaches them (the loopback for "
+        "C(127.0.0.1), C(0.0.0.0), C(::1) and C(::); IPv6 addresses in brackets).")
+
+
+# The inventory variables behind the planner's options, for messages (from PlanOptions).
+OPTION_VARIABLES = {option.name: option.metadata["variable"] for option in fields(PlanOptions)
+                    if option.metadata["variable"]}
 
 
 @dataclass
