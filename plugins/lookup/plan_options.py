@@ -11,10 +11,9 @@ author:
 version_added: "0.3.0"
 short_description: The planner's options from the variables behind them
 description:
-  - Returns a dict of the options of P(lpfleet.ai.plan_ai_models#filter) that have an inventory variable behind
-    them (C(lpfleet_vram_headroom_mib), C(lpfleet_stack_layout), C(lpfleet_runner_*), C(lpfleet_ollama_*),
-    C(lpfleet_unplaced_action), C(ollama_stack_bind_address), C(inventory_hostname)), keyed by option name,
-    for the variables that are defined; the planner's default for the others.
+  - Returns a dict of the options of P(lpfleet.ai.plan_ai_models#filter) that have a variable behind them (the
+    C(lpfleet_*) variables of C(lpfleet.ai.plan), C(ollama_stack_bind_address), C(inventory_hostname)), keyed by
+    option name, for the variables that are defined; the planner's default applies to the others.
   - The list of options and their variables is the planner's own (C(PlanOptions)), so the filter call in
     C(roles/plan) passes every option without naming each, C(**lookup('lpfleet.ai.plan_options')).
   - An integer option given as a whole number in a string (C(-e lpfleet_runner_port=8001)) is passed as the
