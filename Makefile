@@ -23,7 +23,7 @@ lint: venv ## ansible-lint (production), yamllint, ruff
 	@scripts/step "lint: yamllint" "(whole tree)"
 	@yamllint -s .
 	@scripts/step "lint: ruff" "(plugins, lab, tests, scripts)"
-	@ruff check . lab/labctl
+	@ruff check . lab/labctl scripts/bench scripts/bench-planner
 	@scripts/step "lint: ansible-lint --profile production" "(roles, playbooks, molecule)"
 	@ansible-lint --profile production -q
 
@@ -37,8 +37,9 @@ lab-unit: venv ## the lab's stand-ins against their contracts, as local processe
 
 check: lint unit ## the fast inner loop: lint + unit tests
 
-bench: venv ## benchmarks: figures, one "name: value" a line (they measure, they do not pass or fail)
-	@$(VENV)/bin/python scripts/bench-planner
+# BENCH_HOSTS (6), BENCH_SITE_HOSTS (3), BENCH_PROFILE (single-8gb), BENCH_PHASES, BENCH_KEEP, BENCH_DIR: scripts/bench.
+bench: venv docker ## the fleet benchmark on the lab, then the planner's: one "name: value" a line (figures, never a pass or fail on slowness; ~20 min)
+	@$(VENV)/bin/python scripts/bench
 
 sanity: venv ## ansible-test sanity for the plugins (Python 3.11, no Docker images)
 	@scripts/step "tests: ansible-test sanity" "(temporary ansible_collections tree)"
