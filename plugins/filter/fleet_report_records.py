@@ -44,14 +44,14 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.lpfleet.ai.plugins.plugin_utils.fleet_report import collect
+from ansible_collections.lpfleet.ai.plugins.plugin_utils.variables import by_host
 
 
 def fleet_report_records(hosts: Any, hostvars: Any) -> list[dict[str, Any]]:
     """The filter: see DOCUMENTATION."""
     if not isinstance(hosts, list):
         raise AnsibleFilterError("fleet_report_records: expected a list of host names")
-    return collect(hosts, {host: hostvars[host].get("fleet_report_record") if host in hostvars else None
-                           for host in hosts})
+    return collect(hosts, by_host(hosts, hostvars, "fleet_report_record"))
 
 
 class FilterModule:

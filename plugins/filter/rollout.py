@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.lpfleet.ai.plugins.plugin_utils import rollout
+from ansible_collections.lpfleet.ai.plugins.plugin_utils import rollout, variables
 
 
 def _checked(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,6 +81,10 @@ def last_record(on_host: Any, on_controller: Any = None) -> Any:
     return rollout.last_record(on_host, on_controller)
 
 
+def by_host(hosts: Any, hostvars: Mapping[str, Any], name: str = "rollout_status") -> dict[str, Any]:
+    return variables.by_host(hosts, hostvars, name)
+
+
 class FilterModule:
     """The rollout's decisions and tables."""
 
@@ -88,4 +92,4 @@ class FilterModule:
         return {f"rollout_{function.__name__}": _checked(function)
                 for function in (host_plan, is_unchanged, status, record, outcomes, failure, restore_checks,
                                  plan_table, summary_table, batch_verdict, stopped_status, failures,
-                                 last_record)}
+                                 last_record, by_host)}

@@ -47,3 +47,10 @@ def report_dir(variables: Mapping[str, Any], render: Render) -> str:
     if not isinstance(value, str):
         raise ValueError("%s must be a directory path (a string), not %r." % (REPORT_DIR_VARIABLE, value))
     return os.path.realpath(os.path.expanduser(value))
+
+
+def by_host(hosts: Any, hostvars: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Each host's variable NAME, by host, from hostvars; None for a host that has none (or no hostvars)."""
+    if not isinstance(hosts, (list, tuple)) or not all(isinstance(host, str) for host in hosts):
+        raise ValueError("expected a list of host names, not %r" % (hosts,))
+    return {host: hostvars[host].get(name) if host in hostvars else None for host in hosts}

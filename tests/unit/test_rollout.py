@@ -182,3 +182,12 @@ def test_the_last_record_is_the_newer_and_a_switch_in_progress_means_cut_off():
     done = rollout.record("20260102T000000Z", "s", rollout.host_status("switched", {"pull": ["m:7b"]}), "f")
     assert rollout.last_record(switching, done)["result"] == "switched"
     assert FILTERS["rollout_last_record"](switching)["result"] == "unreachable"
+
+
+def test_by_host_reads_one_variable_of_each_host_and_none_where_there_is_none():
+    by_host = FILTERS["rollout_by_host"]
+    hostvars = {"a": {"rollout_status": {"result": "switched"}, "rollout_plan": {"pull": []}}, "b": {}}
+    assert by_host(["a", "b", "gone"], hostvars) == {"a": {"result": "switched"}, "b": None, "gone": None}
+    assert by_host(["a"], hostvars, "rollout_plan") == {"a": {"pull": []}}
+    with pytest.raises(AnsibleFilterError, match="rollout_by_host.*list of host names"):
+        by_host("a", hostvars)
