@@ -3,9 +3,11 @@
 # MIT License (see galaxy.yml)
 """Action plugin lpfleet.ai.applied_state: the module, with the calling role's code in its inputs.
 
-A record says "these inputs, applied by this role's code, left the host so". A new lpfleet version changes the
-code without changing the inputs, so the sha256 of the role's files that decide what it does (tasks, handlers,
-templates, files, vars, defaults) is added to `inputs` here, on the controller, before the module runs.
+A record says "these inputs, applied by this role's code, left the host so". The digest the module gets covers,
+on the controller: the values of every variable the role's argument spec declares for `main` (templated, as the role
+sees them), the task's own `inputs` (facts, a part of the plan), and the sha256 of the role's files that decide what
+it does (tasks, handlers, templates, files, vars, defaults: a new lpfleet version applies again). The values never
+leave the controller.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import hashlib
 import os
 from typing import Any, Optional
 
+import yaml
+from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.lpfleet.ai.plugins.module_utils.applied_state import digest
@@ -35,6 +39,16 @@ def role_code_sha256(role_path: str) -> str:
     return digest.hexdigest()
 
 
+def declared_variables(role_path: str) -> list[str]:
+    """The options of the role's entry point `main` (meta/argument_specs.yml), sorted."""
+    try:
+        with open(os.path.join(role_path, "meta", "argument_specs.yml"), encoding="utf-8") as handle:
+            specs = yaml.safe_load(handle) or {}
+    except FileNotFoundError:
+        return []
+    return sorted(((specs.get("argument_specs") or {}).get("main") or {}).get("options") or {})
+
+
 class ActionModule(ActionBase):
     """Runs lpfleet.ai.applied_state with inputs_sha256 = the digest of {role: <inputs>, code: <the role's files>}."""
 
@@ -45,9 +59,21 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
         role_path = task_vars.get("role_path")
-        code = role_code_sha256(role_path) if role_path else None
+        inputs = {"task": args.pop("inputs", None), "code": role_code_sha256(role_path) if role_path else None,
+                  "variables": self._variables(declared_variables(role_path) if role_path else [], task_vars)}
         # Hashed here: the inputs (a token among them) never travel to the host or into its results.
-        args["inputs_sha256"] = digest({"role": args.pop("inputs", None), "code": code})
+        args["inputs_sha256"] = digest(inputs)
         result.update(self._execute_module(module_name="lpfleet.ai.applied_state", module_args=args,
                                            task_vars=task_vars))
         return result
+
+    def _variables(self, names: list[str], task_vars: dict[str, Any]) -> dict[str, Any]:
+        values = {}
+        for name in names:
+            if name not in task_vars:
+                continue
+            try:
+                values[name] = self._templar.template(task_vars[name])
+            except AnsibleError as error:  # an undefined part: hashed as such, the role's own checks say more
+                values[name] = f"<cannot template: {type(error).__name__}>"
+        return values

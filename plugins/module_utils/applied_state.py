@@ -166,7 +166,8 @@ def observe_packages(run: Runner, packages: list[str]) -> dict[str, Any]:
 
 
 def observe_ollama(server: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Every model an Ollama holds (canonical name -> digest) and, of SERVER's `loaded` names, which are loaded."""
+    """Every model an Ollama holds (canonical name -> digest) and which of SERVER's `models` (the warm ones, as in
+    the warm unit's warm.json) are loaded."""
     client = OllamaClient(str(server["url"]).rstrip("/"), request_timeout=timeout)
     try:
         models = client.models()
@@ -175,7 +176,7 @@ def observe_ollama(server: dict[str, Any], timeout: float) -> dict[str, Any]:
         return {"error": f"cannot be read: {error}"}
     held = {name: entry.get("digest") for entry in models for name in names([entry])}
     loaded_keys = {listed_key(name) for name in names(loaded)}
-    warm = {str(name): listed_key(str(name)) in loaded_keys for name in server.get("loaded") or []}
+    warm = {str(name): listed_key(str(name)) in loaded_keys for name in server.get("models") or []}
     return {"models": held, "loaded": warm}
 
 

@@ -48,8 +48,8 @@ options:
       - C(files) (paths) - sha256, mode and owner; C(json_keys) (list of C({path, keys})) - the value of each
         key of a JSON object (other writers may own the file's other keys); C(units) (systemd units) - active and
         enabled; C(containers) (names) - id, running, image; C(networks), C(volumes) (Docker names) - id or
-        creation; C(packages) (dpkg names) - version; C(ollama) (list of C({url, loaded})) - every model's digest
-        and whether each C(loaded) name is loaded.
+        creation; C(packages) (dpkg names) - version; C(ollama) (list of C({url, models}), the warm unit's shape:
+        P(lpfleet.ai.ollama_warm_servers#filter)) - every model's digest, and whether each of C(models) is loaded.
     type: dict
     default: {}
   enabled:

@@ -97,7 +97,7 @@ def watch_of(host: Host, ollama: OllamaServer | None = None) -> dict:
              "units": ["docker.service"], "containers": ["ollama"], "networks": ["livepeer-ai"],
              "volumes": ["ollama"], "packages": ["docker.io"]}
     if ollama:
-        watch["ollama"] = [{"url": ollama.url, "loaded": ["llama3.1:8b"]}]
+        watch["ollama"] = [{"url": ollama.url, "models": ["llama3.1:8b"]}]
     return watch
 
 
