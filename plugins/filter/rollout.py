@@ -7,24 +7,10 @@ Each filter is documented in its own file beside this one (plugins/filter/rollou
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
-
-from ansible.errors import AnsibleFilterError
+from typing import Any, Mapping
 
 from ansible_collections.lpfleet.ai.plugins.plugin_utils import rollout, variables
-
-
-def _checked(function: Callable[..., Any]) -> Callable[..., Any]:
-    """FUNCTION with bad input reported as an AnsibleFilterError naming the filter."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise AnsibleFilterError(f"lpfleet.ai.rollout_{function.__name__}: {exc!r}") from exc
-
-    wrapper.__name__ = function.__name__
-    return wrapper
+from ansible_collections.lpfleet.ai.plugins.plugin_utils.filters import checked
 
 
 def host_plan(planned_tags: Any, present: Any, ai_models_changed: bool = False, prune: bool = True,
@@ -89,7 +75,7 @@ class FilterModule:
     """The rollout's decisions and tables."""
 
     def filters(self) -> dict[str, Any]:
-        return {f"rollout_{function.__name__}": _checked(function)
+        return {f"rollout_{function.__name__}": checked(f"lpfleet.ai.rollout_{function.__name__}", function, show=repr)
                 for function in (host_plan, is_unchanged, status, record, outcomes, failure, restore_checks,
                                  plan_table, summary_table, batch_verdict, stopped_status, failures,
                                  last_record, by_host)}

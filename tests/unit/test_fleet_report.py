@@ -5,7 +5,7 @@ import json
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.lpfleet.ai.plugins.filter.fleet_report import fleet_report
+from ansible_collections.lpfleet.ai.plugins.filter.tables import fleet_report
 
 GPU_4090 = {"index": 0, "name": "NVIDIA GeForce RTX 4090", "memory_total_mib": 24564}
 PLAN = {
@@ -116,8 +116,7 @@ def test_a_menu_tag_written_otherwise_than_ollama_lists_it_is_pulled_not_missing
 
 import base64  # noqa: E402
 
-from ansible_collections.lpfleet.ai.plugins.filter.fleet_report_record import fleet_report_record  # noqa: E402
-from ansible_collections.lpfleet.ai.plugins.filter.fleet_report_records import fleet_report_records  # noqa: E402
+from ansible_collections.lpfleet.ai.plugins.filter.records import fleet_report_record, fleet_report_records  # noqa: E402
 
 STACK = {"name": "default", "ollama_container": "ollama", "runner_container": "llm_runner",
          "ollama_host_url": "http://127.0.0.1:11434", "runner_host_url": "http://127.0.0.1:8000"}

@@ -10,7 +10,7 @@ from ansible.errors import AnsibleFilterError
 from test_fleet_report_playbook import fake_nvidia_smi
 from test_playbooks_syntax import ansible_env, free_port, run_playbook, write_inventory
 
-from ansible_collections.lpfleet.ai.plugins.filter.gpu_inventory import gpu_inventory
+from ansible_collections.lpfleet.ai.plugins.filter.tables import gpu_inventory
 
 GPU = {"index": 0, "uuid": "GPU-0", "name": "NVIDIA GeForce RTX 4090", "memory_total_mib": 24564,
        "memory_free_mib": 24080, "driver_version": "550.54.14", "cuda_version": "12.4", "compute_capability": "8.9"}

@@ -141,7 +141,7 @@ def test_no_server_fails_saying_it_cannot_connect():
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 
-from ansible_collections.lpfleet.ai.plugins.filter.ollama_snapshot import ollama_snapshot  # noqa: E402
+from ansible_collections.lpfleet.ai.plugins.filter.records import ollama_snapshot  # noqa: E402
 
 
 def test_a_snapshot_of_two_servers_sharing_a_volume(ollama):

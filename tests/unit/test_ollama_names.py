@@ -2,7 +2,7 @@
 
 import pytest
 
-from ansible_collections.lpfleet.ai.plugins.filter.ollama_name_problem import ollama_name_problem
+from ansible_collections.lpfleet.ai.plugins.filter.ollama_name_filters import ollama_name_problem
 
 
 @pytest.mark.parametrize("name", ["llama3.1:8b", "mistral", "qwen2.5:7b-instruct-q4_K_M", "library/llama3:latest",
@@ -88,7 +88,7 @@ def test_canonical_name_refuses_what_ollama_refuses(name, says):
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 
-from ansible_collections.lpfleet.ai.plugins.filter.ollama_canonical import ollama_canonical  # noqa: E402
+from ansible_collections.lpfleet.ai.plugins.filter.ollama_name_filters import ollama_canonical  # noqa: E402
 
 
 def test_the_filter_takes_a_name_or_a_list():

@@ -8,7 +8,7 @@ from ansible.errors import AnsibleFilterError
 from placement_reference import check_rules
 
 from ansible_collections.lpfleet.ai.plugins.filter.plan_ai_models import plan_ai_models
-from ansible_collections.lpfleet.ai.plugins.filter.plan_table import plan_table
+from ansible_collections.lpfleet.ai.plugins.filter.tables import plan_table
 from ansible_collections.lpfleet.ai.plugins.plugin_utils import catalog as catalog_module
 from ansible_collections.lpfleet.ai.plugins.plugin_utils.catalog import load_catalog, weights_floor_mib
 

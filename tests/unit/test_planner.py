@@ -13,10 +13,9 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from placement_reference import check_rules
 
-from ansible_collections.lpfleet.ai.plugins.filter.gpu_table import gpu_table
 from ansible_collections.lpfleet.ai.plugins.filter.plan_ai_models import plan_ai_models
-from ansible_collections.lpfleet.ai.plugins.filter.plan_entries import plan_entries
-from ansible_collections.lpfleet.ai.plugins.filter.plan_table import plan_table
+from ansible_collections.lpfleet.ai.plugins.filter.records import plan_entries
+from ansible_collections.lpfleet.ai.plugins.filter.tables import gpu_table, plan_table
 from ansible_collections.lpfleet.ai.plugins.module_utils.aimodels_rules import validate_entries
 from ansible_collections.lpfleet.ai.plugins.plugin_utils.catalog import load_catalog
 

@@ -3,8 +3,8 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.lpfleet.ai.plugins.filter.ollama_manifest_path import ollama_manifest_path
-from ansible_collections.lpfleet.ai.plugins.filter.preflight_disk import preflight_disk
+from ansible_collections.lpfleet.ai.plugins.filter.ollama_name_filters import ollama_manifest_path
+from ansible_collections.lpfleet.ai.plugins.filter.records import preflight_disk
 
 PLAN = {"ollama_tags": ["llama3.1:8b", "mistral"],
         "stacks": [{"models": [{"ollama_tag": "llama3.1:8b", "download_mb": 4920},

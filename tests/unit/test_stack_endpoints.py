@@ -3,7 +3,7 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.lpfleet.ai.plugins.filter.stack_endpoints import stack_endpoints
+from ansible_collections.lpfleet.ai.plugins.filter.records import stack_endpoints
 
 
 def container(name, *ports):

@@ -4,9 +4,8 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.lpfleet.ai.plugins.filter.plan_ai_models import plan_ai_models
-from ansible_collections.lpfleet.ai.plugins.filter.verify_findings import verify_findings
-from ansible_collections.lpfleet.ai.plugins.filter.verify_table import verify_table
-from ansible_collections.lpfleet.ai.plugins.filter.verify_targets import verify_targets
+from ansible_collections.lpfleet.ai.plugins.filter.records import verify_findings, verify_targets
+from ansible_collections.lpfleet.ai.plugins.filter.tables import verify_table
 
 GPUS = [{"index": index, "name": "NVIDIA GeForce RTX 4090", "memory_total_mib": 24564} for index in (0, 1)]
 LLAMA = {"pipeline": "llm", "model_id": "meta-llama/Meta-Llama-3.1-8B-Instruct", "warm": True,
