@@ -17,6 +17,10 @@ description:
   - Fails, naming both fingerprints and O(fingerprint_variable), unless the key holds exactly the pinned primary
     key. A rotated or substituted key therefore stops the play before apt trusts it.
   - Returns the key ASCII-armoured, ready for M(ansible.builtin.deb822_repository)'s C(signed_by).
+  - With O(installed), a key already installed in that deb822 source (its C(Signed-By), inline or a keyring file)
+    that holds exactly the pinned primary key is returned from there, with no download. A vendor's rotated key is
+    then noticed by apt itself (its next C(apt-get update) of that source fails on the new signature) or by
+    changing the pinned fingerprint (the installed key no longer matches, so the key is downloaded and checked).
   - Reads only; runs the same in check mode.
 options:
   url:
@@ -31,6 +35,12 @@ options:
     description: The variable that sets O(fingerprint), named in the failure message.
     type: str
     default: fingerprint
+  installed:
+    description:
+      - A deb822 source file (C(/etc/apt/sources.list.d/NAME.sources)) whose C(Signed-By) may already hold the key.
+      - When it holds exactly the pinned primary key, that key is returned and nothing is downloaded; otherwise
+        (no file, no C(Signed-By), another key) the key is downloaded from O(url) as without this option.
+    type: path
   timeout:
     description: Seconds to wait for the download.
     type: int
@@ -81,6 +91,10 @@ fingerprints:
   type: list
   elements: str
   sample: [9DC858229FC7DD38854AE2D88D81803C0EBFCD88]
+downloaded:
+  description: Whether the key was downloaded from O(url) (false when O(installed) already held the pinned key).
+  returned: success
+  type: bool
 """
 
 from typing import Any, Dict, List
@@ -132,12 +146,54 @@ def check_key(url: str, data: bytes, expected: str, variable: str) -> Dict[str, 
     return {"key": armor(data), "fingerprints": found}
 
 
+def signed_by(source: str) -> bytes | None:
+    """The key in the Signed-By field of the deb822 file SOURCE (inline, or the keyring file it names); None when
+    there is no such file, field or keyring."""
+    try:
+        with open(source, "r", encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for index, line in enumerate(lines):
+        if line.lower().startswith("signed-by:"):
+            value = [line.split(":", 1)[1].strip()]
+            for continuation in lines[index + 1:]:
+                if not continuation[:1].isspace():
+                    break
+                value.append("" if continuation.strip() == "." else continuation.strip())
+            text = "\n".join(value).strip()
+            if "\n" in text:
+                return text.encode("ascii", "replace")
+            return read_keyring(text)
+    return None
+
+
+def read_keyring(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(MAX_KEY_BYTES)
+    except OSError:
+        return None
+
+
+def installed_result(source: str | None, expected: str, variable: str) -> Dict[str, Any] | None:
+    """The module's result from the key installed in SOURCE, when it is exactly the pinned one; else None."""
+    data = signed_by(source) if source else None
+    if data is None:
+        return None
+    try:
+        return check_key(source, data, expected, variable)
+    except ValueError:
+        return None
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "url": {"type": "str", "required": True},
             "fingerprint": {"type": "str", "required": True},
             "fingerprint_variable": {"type": "str", "default": "fingerprint"},
+            "installed": {"type": "path"},
             "timeout": {"type": "int", "default": 30},
             "validate_certs": {"type": "bool", "default": True},
         },
@@ -149,11 +205,14 @@ def main() -> None:
         module.fail_json(msg="%s is %r, not a key fingerprint (40 or 64 hex digits, spaces allowed)."
                          % (variable, module.params["fingerprint"]))
     expected = normalise_fingerprint(module.params["fingerprint"])
+    result = installed_result(module.params["installed"], expected, variable)
+    if result is not None:
+        module.exit_json(changed=False, url=url, downloaded=False, **result)
     try:
         result = check_key(url, fetch(module), expected, variable)
     except ValueError as error:
         module.fail_json(msg=str(error), url=url)
-    module.exit_json(changed=False, url=url, **result)
+    module.exit_json(changed=False, url=url, downloaded=True, **result)
 
 
 if __name__ == "__main__":

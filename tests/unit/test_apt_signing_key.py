@@ -173,3 +173,60 @@ def test_v6_fingerprint_is_sha256_of_the_framed_packet():
     packet = bytes([0xC0 | 6, len(body)]) + body
     assert openpgp.primary_fingerprints(packet) == [expected]
     assert len(base64.b16decode(expected)) == 32
+
+
+# --- installed: a key deb822_repository already wrote is read from its source, with no download ---------------
+
+
+def deb822_source(path: Path, signed_by: str) -> Path:
+    """A source file as ansible.builtin.deb822_repository writes it (its own multi-line formatting)."""
+    from ansible.modules.deb822_repository import format_multiline
+
+    value = format_multiline(signed_by) if "\n" in signed_by else " " + signed_by
+    path.write_text("X-Repolib-Name: docker\nTypes: deb\nURIs: https://download.docker.com/linux/debian\n"
+                    f"Suites: bookworm\nComponents: stable\nSigned-By:{value}\n")
+    return path
+
+
+def test_the_pinned_key_installed_inline_is_returned_without_a_download(public_keys, tmp_path):
+    _, binary, fingerprint = public_keys["docker"]
+    source = deb822_source(tmp_path / "docker.sources", openpgp.armor(binary))
+    with KeyServer(binary) as server:
+        result = run_module(apt_signing_key.main, {"url": server.url + "/gpg", "fingerprint": fingerprint,
+                                                   "installed": str(source)})
+    assert not result.get("failed"), result
+    assert result["downloaded"] is False and server.requests == []
+    # The same text deb822_repository was given: the repository task stays unchanged.
+    assert result["key"] == openpgp.armor(binary)
+
+
+def test_an_installed_keyring_file_is_read_too(public_keys, tmp_path):
+    _, binary, fingerprint = public_keys["nvidia"]
+    keyring = tmp_path / "nvidia.gpg"
+    keyring.write_bytes(binary)
+    source = deb822_source(tmp_path / "nvidia.sources", str(keyring))
+    with KeyServer(binary) as server:
+        result = run_module(apt_signing_key.main, {"url": server.url + "/gpg", "fingerprint": fingerprint,
+                                                   "installed": str(source)})
+    assert result["downloaded"] is False and server.requests == []
+
+
+@pytest.mark.parametrize("installed", ["other-key", "no-file", "no-signed-by"])
+def test_anything_but_the_pinned_key_installed_means_a_download_and_the_usual_check(public_keys, tmp_path,
+                                                                                      installed):
+    _, docker_binary, docker_fingerprint = public_keys["docker"]
+    source = tmp_path / "docker.sources"
+    if installed == "other-key":
+        deb822_source(source, openpgp.armor(public_keys["nvidia"][1]))
+    elif installed == "no-signed-by":
+        source.write_text("Types: deb\nURIs: https://download.docker.com/linux/debian\n")
+    with KeyServer(docker_binary) as server:
+        result = run_module(apt_signing_key.main, {"url": server.url + "/gpg", "fingerprint": docker_fingerprint,
+                                                   "installed": str(source)})
+        assert result["downloaded"] is True and len(server.calls("/gpg")) == 1
+        assert result["fingerprints"] == [docker_fingerprint]
+        # A changed pin (a rotated key) is not satisfied by the installed key: the download decides.
+        deb822_source(source, openpgp.armor(docker_binary))
+        rotated = run_module(apt_signing_key.main, {"url": server.url + "/gpg", "fingerprint": DOCKER_PUBLISHED,
+                                                    "installed": str(source)})
+    assert rotated["failed"] and docker_fingerprint in rotated["msg"] and len(server.calls("/gpg")) == 2

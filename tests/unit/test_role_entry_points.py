@@ -49,11 +49,11 @@ def tasks_from_uses() -> list[tuple[str, str, str]]:
 
 
 def role_names(name: str) -> list[str]:
-    """The roles NAME stands for: preflight's loop over preflight_checked_roles stands for each of them."""
+    """The roles NAME stands for: preflight's loop over preflight_host_checked_roles stands for each of them."""
     if "{{" in name:
         defaults = yaml.safe_load((ROLES / "preflight" / "defaults" / "main.yml").read_text())
-        assert "__preflight_checked_role" in name, f"a role name only preflight's loop may template: {name}"
-        return list(defaults["preflight_checked_roles"])
+        assert "__preflight_host_checked_role" in name, f"a role name only preflight's loop may template: {name}"
+        return list(defaults["preflight_host_checked_roles"])
     return [name.removeprefix("lpfleet.ai.")]
 
 
