@@ -102,6 +102,7 @@ def test_tree_cpu_includes_grandchildren_and_forks_memory_is_their_own(bench, tm
     peaks = run.peaks
     assert peaks.forks == 3
     assert 20 * MIB <= peaks.fork_unique * 1024 < 40 * MIB  # its own 24 MiB, not the parent's shared 40
+    assert 20 * MIB <= peaks.worker_unique * 1024 <= peaks.fork_unique * 1024
     assert peaks.fork_rss * 1024 >= 60 * MIB  # RSS counts the shared pages too
     assert peaks.main_rss * 1024 >= 40 * MIB
     assert peaks.tree_pss * 1024 >= 40 * MIB + 3 * 20 * MIB
