@@ -230,23 +230,22 @@ def _check_options(options: PlanOptions) -> None:
     if not isinstance(options.host, str):
         problems.append("host must be a string (inventory_hostname), not %r." % (options.host,))
     if not _is_int(options.headroom_mib) or options.headroom_mib < 0:
-        problems.append("headroom_mib must be a whole number of MiB, 0 or more, not %r." % (options.headroom_mib,))
-    if options.layout not in LAYOUTS:
-        problems.append("layout must be one of %s, not %r." % (", ".join(LAYOUTS), options.layout))
-    if options.runner_address not in RUNNER_ADDRESSES:
-        problems.append("runner_address must be one of %s, not %r."
-                        % (", ".join(RUNNER_ADDRESSES), options.runner_address))
+        problems.append("%s must be a whole number of MiB, 0 or more, not %r."
+                        % (_label("headroom_mib"), options.headroom_mib))
+    for name, choices in (("layout", LAYOUTS), ("runner_address", RUNNER_ADDRESSES),
+                          ("unplaced_action", UNPLACED_ACTIONS)):
+        value = getattr(options, name)
+        if value not in choices:
+            problems.append("%s must be one of %s, not %r." % (_label(name), ", ".join(choices), value))
     for name in ("runner_name", "ollama_name"):
         value = getattr(options, name)
         if not isinstance(value, str) or not _CONTAINER_NAME.match(value):
-            problems.append("%s must be a Docker container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*), not %r." % (name, value))
+            problems.append("%s must be a Docker container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*), not %r."
+                            % (_label(name), value))
     for name in ("runner_port", "ollama_port"):
         value = getattr(options, name)
         if not _is_int(value) or not 1 <= value <= MAX_PORT:
-            problems.append("%s must be a TCP port from 1 to %d, not %r." % (name, MAX_PORT, value))
-    if options.unplaced_action not in UNPLACED_ACTIONS:
-        problems.append("unplaced_action (%s) must be one of %s, not %r."
-                        % (OPTION_VARIABLES["unplaced_action"], ", ".join(UNPLACED_ACTIONS), options.unplaced_action))
+            problems.append("%s must be a TCP port from 1 to %d, not %r." % (_label(name), MAX_PORT, value))
     try:
         host_address(options.bind_address)
     except ValueError as err:
@@ -255,7 +254,14 @@ def _check_options(options: PlanOptions) -> None:
         problems.append("livepeer_nvidia must be go-livepeer's -nvidia value as a string (e.g. \"0,1\"), not %r."
                         % (options.livepeer_nvidia,))
     if problems:
-        raise PlanError("plan_ai_models for %s: bad argument(s):\n- %s" % (host, "\n- ".join(problems)))
+        raise PlanError("plan_ai_models for %s: bad argument(s):\n- %s\nFix: set each variable named to a value it "
+                        "allows (the planner's option in brackets)." % (host, "\n- ".join(problems)))
+
+
+def _label(name: str) -> str:
+    """The variable behind option NAME, with the option in brackets (`lpfleet_runner_port (runner_port)`)."""
+    variable = OPTION_VARIABLES.get(name)
+    return "%s (%s)" % (variable, name) if variable else name
 
 
 def _is_int(value: Any) -> bool:

@@ -432,11 +432,11 @@ def test_menu_must_be_a_list():
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        ({"layout": "per-gpu"}, "layout must be one of shared, per_gpu"),
-        ({"runner_address": "host"}, "runner_address must be one of container, loopback"),
-        ({"headroom_mib": -1}, "headroom_mib must be a whole number"),
-        ({"runner_port": "8000"}, "runner_port must be a TCP port"),
-        ({"runner_name": "llm runner"}, "runner_name must be a Docker container name"),
+        ({"layout": "per-gpu"}, "lpfleet_stack_layout (layout) must be one of shared, per_gpu"),
+        ({"runner_address": "host"}, "lpfleet_runner_address (runner_address) must be one of container, loopback"),
+        ({"headroom_mib": -1}, "lpfleet_vram_headroom_mib (headroom_mib) must be a whole number"),
+        ({"runner_port": "8000"}, "lpfleet_runner_port (runner_port) must be a TCP port"),
+        ({"runner_name": "llm runner"}, "lpfleet_runner_name (runner_name) must be a Docker container name"),
     ],
 )
 def test_bad_arguments(options, expected):
@@ -581,7 +581,7 @@ def test_stacks_carry_the_urls_the_host_reaches_them_on(bind_address, host):
 @pytest.mark.parametrize(("options", "expected"), [
     ({"bind_address": "localhost"}, "bind_address (ollama_stack_bind_address) must be an IP address"),
     ({"bind_address": 5}, "bind_address (ollama_stack_bind_address) must be an IP address"),
-    ({"unplaced_action": "stop"}, "unplaced_action (lpfleet_unplaced_action) must be one of warn, fail"),
+    ({"unplaced_action": "stop"}, "lpfleet_unplaced_action (unplaced_action) must be one of warn, fail"),
 ])
 def test_bad_new_options_name_their_variable(options, expected):
     with pytest.raises(AnsibleFilterError, match=re.escape(expected)):
