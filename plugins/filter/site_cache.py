@@ -1,0 +1,136 @@
+# -*- coding: utf-8 -*-
+# Copyright: lpfleet developers
+# MIT License (see galaxy.yml)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: site_cache
+author:
+  - lpfleet developers (!UNKNOWN)
+version_added: "0.4.0"
+short_description: A host's part in its site's model cache
+description:
+  - Hosts are grouped into sites by the inventory variable C(lpfleet_site). Within a site of two hosts or more, one
+    host is the cache host (C(lpfleet_site_cache_host), by default the site's first host in inventory order): it
+    pulls each model from upstream and serves its Ollama store to the others (P(lpfleet.ai.site_cache#role)); every
+    other host copies the model from it (M(lpfleet.ai.site_model)), verified by sha256.
+  - Gives C(mode) C(off) (no site, or a site of one host - the host behaves as without sites), C(cache) or
+    C(member), the C(site), the C(cache_host), the cache's C(cache_url) (C(http://<address>:<port>) with the cache
+    host's C(lpfleet_site_cache_address), by default its C(ansible_host) or its inventory name, and
+    C(lpfleet_site_cache_port), by default 11480), the site's C(members), and a C(problem) (empty when none) naming
+    the variable to fix.
+positional: _input, hostvars, hosts
+options:
+  _input:
+    description: The host (C(inventory_hostname)).
+    type: str
+    required: true
+  hostvars:
+    description: C(hostvars).
+    type: dict
+    required: true
+  hosts:
+    description: Every host that may share a site, in inventory order (C(groups['all'])).
+    type: list
+    elements: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Find this host's part in its site's cache
+  ansible.builtin.set_fact:
+    lpfleet_site_cache: "{{ inventory_hostname | lpfleet.ai.site_cache(hostvars, groups['all']) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: C({mode, site, cache_host, cache_url, members, problem}).
+  type: dict
+"""
+
+# The second filter of this file, site_cache_outcome, is documented in site_cache_outcome.yml.
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+
+DEFAULT_PORT = 11480
+
+
+def _site_of(variables: Mapping[str, Any]) -> str:
+    site = variables.get("lpfleet_site") or ""
+    if not isinstance(site, str):
+        raise AnsibleFilterError("site_cache: lpfleet_site must be a string, got %r" % (site,))
+    return site.strip()
+
+
+def _cache_url(name: str, variables: Mapping[str, Any]) -> str:
+    address = variables.get("lpfleet_site_cache_address") or variables.get("ansible_host") or name
+    port = variables.get("lpfleet_site_cache_port") or DEFAULT_PORT
+    if ":" in str(address) and not str(address).startswith("["):
+        address = "[%s]" % address
+    return "http://%s:%s" % (address, port)
+
+
+def site_cache(host: str, hostvars: Mapping[str, Any], hosts: list[str]) -> dict[str, Any]:
+    """The filter: see DOCUMENTATION."""
+    mine = hostvars[host]
+    site = _site_of(mine)
+    off = {"mode": "off", "site": site, "cache_host": "", "cache_url": "", "members": [host] if site else [],
+           "problem": ""}
+    if not site:
+        return off
+    members = [name for name in hosts if name in hostvars and _site_of(hostvars[name]) == site]
+    if host not in members:
+        members.append(host)
+    if len(members) < 2:
+        return off
+    cache_host = mine.get("lpfleet_site_cache_host") or members[0]
+    if cache_host not in members:
+        return dict(off, members=members, problem=(
+            "lpfleet_site_cache_host=%r is not a host of the site %r (its hosts: %s); fix: name one of them, or "
+            "leave it unset for the site's first host" % (cache_host, site, ", ".join(members))))
+    return {"mode": "cache" if cache_host == host else "member", "site": site, "cache_host": cache_host,
+            "cache_url": _cache_url(cache_host, hostvars[cache_host]), "members": members, "problem": ""}
+
+
+def _pull_problem(pull: Mapping[str, Any]) -> str:
+    if pull.get("unreachable"):
+        return "the cache host could not be reached (%s)" % (pull.get("msg") or "unreachable")
+    if pull.get("failed") or pull.get("rc"):
+        return "the cache host's pull failed (%s)" % (pull.get("msg") or "no message")
+    return ""
+
+
+def site_cache_outcome(copies: list[Mapping[str, Any]], pulls: list[Mapping[str, Any]],
+                       part: Mapping[str, Any]) -> dict[str, Any]:
+    """The filter: see site_cache_outcome.yml."""
+    pull_of = {pull.get("item"): pull for pull in pulls or []}
+    outcome: dict[str, Any] = {"site": part.get("site", ""), "cache_host": part.get("cache_host", ""),
+                               "copied": [], "local": [], "fallback": [], "bytes_copied": 0}
+    for copy in copies or []:
+        model = copy.get("item")
+        if copy.get("fallback"):
+            reasons = [_pull_problem(pull_of.get(model, {})), copy.get("reason", "")]
+            outcome["fallback"].append({"model": model, "reason": "; ".join(r for r in reasons if r)})
+        elif copy.get("source") == "site-cache":
+            outcome["copied"].append(model)
+            outcome["bytes_copied"] += int(copy.get("bytes_copied") or 0)
+        else:
+            outcome["local"].append(model)
+    fallback = outcome["fallback"]
+    outcome["message"] = (
+        "%s from upstream: the site %s's cache host %s could not give %s"
+        % (", ".join(item["model"] for item in fallback), outcome["site"], outcome["cache_host"],
+           " | ".join("%s (%s)" % (item["model"], item["reason"]) for item in fallback))
+        if fallback else "")
+    return outcome
+
+
+class FilterModule:
+    """Sites and their cache hosts."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"site_cache": site_cache, "site_cache_outcome": site_cache_outcome}

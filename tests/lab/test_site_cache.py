@@ -1,0 +1,130 @@
+"""Issue 17 item 3 on the lab: models downloaded from upstream once per site.
+
+Three fresh lab hosts (the session's lt-* hosts, no converge: the test needs only an Ollama on each)
+form one site, lt-docs its cache host. Each runs the Ollama stand-in (lab/standins/ollama, the lab's
+Ollama image's program, real on-disk store) on its own port, so the test never touches an lpfleet
+stack. The roles run as a rollout's pre-pull runs them (tests/lab/site_cache_rollout.yml). The lab
+model registry's request log (/_lab/stats) counts what each host downloaded from upstream.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+from lab_fixtures import REPO_ROOT, LabHost, lab_fixture  # noqa: F401 - the session fixture
+from roles_helpers import ModelRegistry, PlaybookRunner, PlayResult, lab_address
+
+pytestmark = pytest.mark.slow
+
+CACHE, MEMBERS = "lt-docs", ("lt-deb12", "lt-nogpu")
+PORT = 11534  # not 11434: an lpfleet stack on the host (none on these hosts today) keeps its own
+MODELS_DIR = "/var/lib/lpfleet-test-site/models"
+UNIT = "lpfleet-test-site-ollama"
+PROGRAM = "/usr/local/lib/lpfleet-test/ollama.py"
+STANDIN = REPO_ROOT / "lab" / "standins" / "ollama" / "ollama.py"
+
+
+def start_ollama(host: LabHost) -> None:
+    host.exec("mkdir", "-p", "/usr/local/lib/lpfleet-test")
+    host.put(PROGRAM, STANDIN.read_bytes())
+    host.shell(f"systemctl stop {UNIT} lpfleet-site-cache 2>/dev/null || true; systemctl reset-failed {UNIT} "
+               f"2>/dev/null || true; rm -rf {MODELS_DIR}; mkdir -p {MODELS_DIR}")
+    host.exec("systemd-run", f"--unit={UNIT}", f"--setenv=OLLAMA_HOST=127.0.0.1:{PORT}",
+              f"--setenv=OLLAMA_MODELS={MODELS_DIR}", "--setenv=OLLAMA_LAB_REGISTRY=http://ollama-registry:80",
+              "--setenv=HOME=/root", "python3", PROGRAM, "serve")
+
+
+def ollama_tags(host: LabHost) -> list[str]:
+    script = (f"import json,urllib.request;print(json.dumps([m['name'] for m in json.load(urllib.request.urlopen("
+              f"'http://127.0.0.1:{PORT}/api/tags',timeout=5))['models']]))")
+    for _ in range(30):
+        result = host.exec("python3", "-c", script, check=False)
+        if result.returncode == 0:
+            return json.loads(result.stdout)
+        time.sleep(0.5)
+    pytest.fail(f"the Ollama stand-in on {host.name} does not answer: {result.stderr.decode()[-500:]}")
+
+
+def blob_bytes(registry: ModelRegistry, address: str, since: float) -> int:
+    return sum(entry["bytes"] for entry in registry.requests_from(address, since) if entry["kind"] == "blob")
+
+
+def site_models(result: PlayResult) -> dict[str, dict]:
+    """Each host's lpfleet_site_models, from the playbook's last task (its msg, a JSON string, in the output)."""
+    found = {}
+    for match in re.finditer(r'"msg": ("SITE-MODELS (?:[^"\\]|\\.)*")', result.output):
+        _, host, document = json.loads(match[1]).split(" ", 2)
+        found[host] = json.loads(document)
+    return found
+
+
+@pytest.fixture(name="site")
+def site_fixture(lab, tmp_path: Path):
+    hosts = [lab[CACHE], *(lab[name] for name in MEMBERS)]
+    for host in hosts:
+        start_ollama(host)
+    for host in hosts:
+        assert ollama_tags(host) == []
+    runner = PlaybookRunner(tmp_path, hosts)
+    yield runner, {host.name: host for host in hosts}
+    for host in hosts:
+        host.shell(f"systemctl stop {UNIT} lpfleet-site-cache 2>/dev/null || true; systemctl disable "
+                   f"lpfleet-site-cache 2>/dev/null || true; rm -f /etc/systemd/system/lpfleet-site-cache.service; "
+                   f"systemctl daemon-reload; systemctl reset-failed {UNIT} 2>/dev/null || true; "
+                   f"rm -rf /var/lib/lpfleet-test-site", check=False)
+
+
+def rollout(runner: PlaybookRunner, models: list[str], cache_address: str) -> PlayResult:
+    extra = {"lpfleet_site": "lab-site-a", "lpfleet_site_cache_host": CACHE,
+             "lpfleet_site_cache_address": cache_address, "site_cache_models_dir": MODELS_DIR,
+             "site_cache_ollama_url": f"http://127.0.0.1:{PORT}", "site_cache_timeout": 10,
+             "ollama_models_progress_interval": 0, "site_test_models": models}
+    return runner.run("../tests/lab/site_cache_rollout.yml", ",".join((CACHE, *MEMBERS)), extra, timeout=300)
+
+
+def test_a_model_is_downloaded_once_per_site_and_a_gone_cache_falls_back(site):
+    runner, hosts = site
+    registry = ModelRegistry()
+    addresses = {name: lab_address(host) for name, host in hosts.items()}
+
+    # 1. llama3.2:3b to the three hosts: the cache host pulls it, the others copy it from there.
+    model = registry.model("llama3.2:3b")
+    since = time.time() - 1
+    result = rollout(runner, ["llama3.2:3b"], addresses[CACHE])
+    assert result.returncode == 0, result.describe()
+    for name, host in hosts.items():
+        assert ollama_tags(host) == ["llama3.2:3b"], name
+    downloaded = {name: blob_bytes(registry, address, since) for name, address in addresses.items()}
+    assert downloaded == {CACHE: model["size"], **{name: 0 for name in MEMBERS}}, downloaded
+    outcome = site_models(result)
+    for name in MEMBERS:
+        assert outcome[name]["copied"] == ["llama3.2:3b"] and outcome[name]["fallback"] == [], outcome
+        assert outcome[name]["bytes_copied"] == model["size"], outcome
+    same_blobs = {name: host.shell(f"cd {MODELS_DIR}/blobs && sha256sum sha256-* | sort")
+                  for name, host in hosts.items()}
+    assert len(set(same_blobs.values())) == 1, same_blobs
+
+    # 2. The cache host's server goes away before the next rollout copies: each host pulls from upstream,
+    # and the run says so; the rollout still succeeds.
+    hosts[CACHE].exec("systemctl", "stop", "lpfleet-site-cache")
+    hosts[CACHE].exec("systemctl", "mask", "--runtime", "lpfleet-site-cache")
+    try:
+        model = registry.model("phi3:mini")
+        since = time.time() - 1
+        result = rollout(runner, ["phi3:mini"], addresses[CACHE])
+    finally:
+        hosts[CACHE].exec("systemctl", "unmask", "--runtime", "lpfleet-site-cache", check=False)
+    assert result.returncode == 0, result.describe()
+    downloaded = {name: blob_bytes(registry, address, since) for name, address in addresses.items()}
+    assert downloaded == {name: model["size"] for name in hosts}, downloaded
+    outcome = site_models(result)
+    for name in MEMBERS:
+        assert [item["model"] for item in outcome[name]["fallback"]] == ["phi3:mini"], outcome
+        assert "no answer" in outcome[name]["fallback"][0]["reason"], outcome
+        assert f"{name}: phi3:mini from upstream: the site lab-site-a's cache host {CACHE} could not give" \
+            in result.output, result.describe()
+        assert sorted(ollama_tags(hosts[name])) == ["llama3.2:3b", "phi3:mini"]

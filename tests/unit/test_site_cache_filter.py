@@ -1,0 +1,75 @@
+"""The site_cache filter: which host caches for its site, what the others copy from, and that a host
+without a site, or alone in its site, behaves as without sites."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.lpfleet.ai.plugins.filter.site_cache import site_cache, site_cache_outcome
+
+HOSTS = ["a1", "a2", "a3", "b1", "lone", "none"]
+HOSTVARS = {
+    "a1": {"lpfleet_site": "ams", "ansible_host": "10.0.0.1"},
+    "a2": {"lpfleet_site": "ams"},
+    "a3": {"lpfleet_site": "ams"},
+    "b1": {"lpfleet_site": "fra"},
+    "lone": {"lpfleet_site": "lon"},
+    "none": {},
+}
+
+
+def test_the_first_host_of_a_site_caches_for_the_others():
+    cache = site_cache("a1", HOSTVARS, HOSTS)
+    member = site_cache("a3", HOSTVARS, HOSTS)
+    assert cache["mode"] == "cache" and member["mode"] == "member"
+    for part in (cache, member):
+        assert part["cache_host"] == "a1" and part["members"] == ["a1", "a2", "a3"] and part["problem"] == ""
+        assert part["cache_url"] == "http://10.0.0.1:11480"
+
+
+@pytest.mark.parametrize("host", ["none", "lone", "b1"])
+def test_no_site_or_a_site_of_one_host_is_off(host):
+    part = site_cache(host, HOSTVARS, HOSTS)
+    assert part["mode"] == "off" and part["cache_url"] == "" and part["problem"] == ""
+
+
+def test_the_cache_host_address_and_port_can_be_set():
+    hostvars = dict(HOSTVARS, a2={"lpfleet_site": "ams", "lpfleet_site_cache_host": "a3"},
+                    a3={"lpfleet_site": "ams", "lpfleet_site_cache_host": "a3",
+                        "lpfleet_site_cache_address": "fd00::3", "lpfleet_site_cache_port": 8080})
+    assert site_cache("a2", hostvars, HOSTS)["cache_url"] == "http://[fd00::3]:8080"
+    assert site_cache("a3", hostvars, HOSTS)["mode"] == "cache"
+
+
+def test_a_cache_host_outside_the_site_is_a_problem_naming_the_variable():
+    hostvars = dict(HOSTVARS, a2={"lpfleet_site": "ams", "lpfleet_site_cache_host": "b1"})
+    part = site_cache("a2", hostvars, HOSTS)
+    assert part["mode"] == "off"
+    assert "lpfleet_site_cache_host='b1'" in part["problem"] and "a1, a2, a3" in part["problem"]
+
+
+def test_a_site_that_is_not_a_string_fails():
+    with pytest.raises(AnsibleFilterError, match="lpfleet_site"):
+        site_cache("x", {"x": {"lpfleet_site": ["ams"]}}, ["x"])
+
+
+def test_the_outcome_names_what_was_copied_and_what_falls_back_and_why():
+    part = site_cache("a2", HOSTVARS, HOSTS)
+    copies = [{"item": "llama3.1:8b", "source": "site-cache", "fallback": False, "bytes_copied": 100},
+              {"item": "mistral:7b", "source": "local", "fallback": False, "bytes_copied": 0},
+              {"item": "qwen2.5:7b", "source": "upstream", "fallback": True, "reason": "http://a1:11480: no answer"}]
+    pulls = [{"item": "llama3.1:8b"}, {"item": "mistral:7b"},
+             {"item": "qwen2.5:7b", "unreachable": True, "msg": "docker exec failed"}]
+    outcome = site_cache_outcome(copies, pulls, part)
+    assert outcome["copied"] == ["llama3.1:8b"] and outcome["local"] == ["mistral:7b"]
+    assert outcome["bytes_copied"] == 100 and outcome["site"] == "ams" and outcome["cache_host"] == "a1"
+    assert outcome["fallback"] == [{"model": "qwen2.5:7b", "reason": "the cache host could not be reached "
+                                    "(docker exec failed); http://a1:11480: no answer"}]
+    assert outcome["message"].startswith("qwen2.5:7b from upstream: the site ams's cache host a1 could not give")
+
+
+def test_no_fallback_no_message():
+    outcome = site_cache_outcome([{"item": "m", "source": "site-cache", "bytes_copied": 5}], [{"item": "m"}],
+                                 site_cache("a2", HOSTVARS, HOSTS))
+    assert outcome["fallback"] == [] and outcome["message"] == ""
