@@ -46,7 +46,9 @@ def declared_variables(role_path: str) -> list[str]:
             specs = yaml.safe_load(handle) or {}
     except FileNotFoundError:
         return []
-    return sorted(((specs.get("argument_specs") or {}).get("main") or {}).get("options") or {})
+    options = ((specs.get("argument_specs") or {}).get("main") or {}).get("options") or {}
+    # Whether to skip is not what the role applies: a run with the skip off must not make the next run apply again.
+    return sorted(name for name in options if name != "lpfleet_skip_unchanged")
 
 
 class ActionModule(ActionBase):

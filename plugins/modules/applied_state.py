@@ -13,9 +13,9 @@ version_added: "0.4.0"
 short_description: Whether a role's last apply still holds on the host, and its record
 description:
   - Lets a role skip its work on a run that would change nothing, while still finding drift behind lpfleet's back.
-  - O(state=record), after the role applied (its handlers flushed), writes C(<dir>/<name>.json) (0600, atomically):
+  - O(state=record), after the role applied (its handlers flushed), writes C(<dir>/<name>.json) (0600, atomically),
     the sha256 of O(inputs) and one observation of what O(watch) names. Never in check mode.
-  - O(state=check) compares: when the inputs hash the same and the host shows the same observation now, RV(in_sync)
+  - O(state=check) compares. When the inputs hash the same and the host shows the same observation now, RV(in_sync)
     is true; otherwise RV(reason) says why in words (C(inputs changed), C(/etc/docker/daemon.json changed since
     lpfleet wrote it), C(container ollama is not running), C(model llama3.1:8b is missing from the Ollama at ...)).
   - O(inputs) are hashed (canonical JSON, sorted keys), never stored, returned or logged (they may hold tokens).
@@ -48,7 +48,7 @@ options:
       - C(files) (paths) - sha256, mode and owner; C(json_keys) (list of C({path, keys})) - the value of each
         key of a JSON object (other writers may own the file's other keys); C(units) (systemd units) - active and
         enabled; C(containers) (names) - id, running, image; C(networks), C(volumes) (Docker names) - id or
-        creation; C(packages) (dpkg names) - version; C(ollama) (list of C({url, models}), the warm unit's shape:
+        creation; C(packages) (dpkg names) - version; C(ollama) (list of C({url, models}), the warm unit's shape,
         P(lpfleet.ai.ollama_warm_servers#filter)) - every model's digest, and whether each of C(models) is loaded.
     type: dict
     default: {}
