@@ -352,16 +352,21 @@ def write_temporary(directory: str, prefix: str, data: bytes) -> str:
     """A new file in DIRECTORY holding DATA, created 0600 (never readable by others, not even for a
     moment) and on disk (fsync) before it is used; removed again when it cannot be written whole."""
     fd, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+    write_synced(fd, temporary, data)
+    return temporary
+
+
+def write_synced(fd: int, path: str, data: bytes) -> None:
+    """Writes DATA to FD, the new file PATH, syncs and closes it; removes PATH again when that fails."""
     try:
         write_all(fd, data)
         os.fsync(fd)
     except OSError:
         os.close(fd)
         with contextlib.suppress(OSError):
-            os.unlink(temporary)
+            os.unlink(path)
         raise
     os.close(fd)
-    return temporary
 
 
 def disk_usage(size: int, block: int) -> int:
@@ -463,16 +468,7 @@ def write_backup(target: str, text: str) -> str:
     stamp = time.strftime("%Y-%m-%d@%H:%M:%S", time.localtime(now)) + ".%06d" % (now % 1 * 1e6)
     backup = "%s.%s~" % (target, stamp)
     previous = os.stat(target)
-    fd = os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        write_all(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    except OSError:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(backup)
-        raise
-    os.close(fd)
+    write_synced(os.open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), backup, text.encode("utf-8"))
     with contextlib.suppress(PermissionError):
         os.chown(backup, previous.st_uid, previous.st_gid)
     return backup
