@@ -254,19 +254,21 @@ def _error(kind: str, loc: list[Any], msg: str, value: Any) -> dict[str, Any]:
     return {"type": kind, "loc": ["body", *loc], "msg": msg, "input": value}
 
 
+def _parsed(text: str, convert: Any, kind: str, msg: str, loc: list[Any], errors: list[dict[str, Any]]) -> Any:
+    """TEXT (stripped) through CONVERT, as pydantic parses a number from a string; None and an error if it fails."""
+    try:
+        return convert(text.strip())
+    except ValueError:
+        errors.append(_error(kind, loc, msg, text))
+        return None
+
+
 def _as_float(value: Any, loc: list[Any], errors: list[dict[str, Any]]) -> float | None:
     if isinstance(value, (int, float)):
         return float(value)
     if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            errors.append(
-                _error(
-                    "float_parsing", loc, "Input should be a valid number, unable to parse string as a number", value
-                )
-            )
-            return None
+        return _parsed(value, float, "float_parsing",
+                       "Input should be a valid number, unable to parse string as a number", loc, errors)
     errors.append(_error("float_type", loc, "Input should be a valid number", value))
     return None
 
@@ -282,15 +284,8 @@ def _as_int(value: Any, loc: list[Any], errors: list[dict[str, Any]]) -> int | N
         )
         return None
     if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            errors.append(
-                _error(
-                    "int_parsing", loc, "Input should be a valid integer, unable to parse string as an integer", value
-                )
-            )
-            return None
+        return _parsed(value, int, "int_parsing",
+                       "Input should be a valid integer, unable to parse string as an integer", loc, errors)
     errors.append(_error("int_type", loc, "Input should be a valid integer", value))
     return None
 
