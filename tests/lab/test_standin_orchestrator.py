@@ -147,6 +147,10 @@ FATAL_CASES = {
         "integer, provided 0.00",
     ),
     "pipeline in upper case": ([LLM_ENTRY | {"pipeline": "LLM"}], "panic: Pipeline is not valid capability: LLM"),
+    "warm managed pipeline not spelled exactly": (
+        [{"pipeline": "Text to image", "model_id": "a/b", "price_per_unit": 1, "warm": True}],
+        "panic: runtime error: slice bounds out of range",
+    ),
     "same model warm and cold": (
         [
             {"pipeline": "audio-to-text", "model_id": "openai/whisper-large-v3", "price_per_unit": 1, "warm": True},
@@ -236,6 +240,15 @@ def test_keys_match_case_insensitively_and_unknown_keys_are_ignored(tmp_path):
     code, report = check(tmp_path, [entry])
     assert code == 0
     assert (report["registered"][0]["pipeline"], report["registered"][0]["model_id"]) == ("llm", LLAMA)
+
+
+def test_pipelines_are_looked_up_by_capability_name(tmp_path):
+    entries = [{"pipeline": pipeline, "model_id": "a/b", "price_per_unit": 1}
+               for pipeline in ("Llm", "text to image", "segment-anything-2", "h.264")]
+    code, report = check(tmp_path, entries)
+    assert code == 0, report
+    assert [entry["pipeline"] for entry in report["registered"]] == ["Llm", "text to image", "segment-anything-2",
+                                                                      "h.264"]
 
 
 def test_offchain_nodes_skip_the_price_checks(tmp_path):

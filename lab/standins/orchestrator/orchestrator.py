@@ -13,7 +13,8 @@ What it reproduces (see shared/contracts/go-livepeer-aimodels.md):
 - `price_per_unit` / `pixels_per_unit` read from the raw JSON token like
   `big.Rat.SetString` (numbers yes, strings no); a missing or negative price and a
   pixels_per_unit that is not a positive integer stop the node (unless `-network offchain`);
-- pipelines map to capabilities (`llm` yes, `LLM` no); the same model_id warm and cold panics;
+- pipelines map to capabilities by name (`llm` and `Llm` yes, `LLM` no; a warm managed `Llm` crashes);
+  the same model_id warm and cold panics;
 - managed (no `url`) warm entries each take one of `GPU count x -aiRunnerContainersPerGPU`
   slots (one emulated slot without `-nvidia`); none left stops the node. go-livepeer's
   allocation rule: warm managed containers are started in file order, each on the first free
@@ -58,19 +59,21 @@ from urllib.parse import urlsplit
 VERSION = "0.8.8-lpfleet-lab-stand-in"
 STAND_IN = "lpfleet-lab stand-in"
 
-AI_PIPELINES = (
-    "text-to-image",
-    "image-to-image",
-    "image-to-video",
-    "upscale",
-    "audio-to-text",
-    "segment-anything-2",
-    "llm",
-    "image-to-text",
-    "live-video-to-video",
-    "text-to-speech",
-)
-CAPABILITY_NAMES = {pipeline: pipeline[:1].upper() + pipeline[1:].replace("-", " ") for pipeline in AI_PIPELINES}
+# go-livepeer's capability names (core/capabilities.go, CapabilityNameLookup) of the AI pipelines. A pipeline
+# is looked up by name: first letter upper case, "-" as a space, so "Llm" and "text to image" pass the lookup
+# too; a transcoding capability's name also passes it ("H.264", the contract's example; the others are left
+# out). The AI pipelines spelled exactly are these names the other way round (a warm managed entry needs one).
+AI_CAPABILITY_NAMES = ("Text to image", "Image to image", "Image to video", "Upscale", "Audio to text",
+                       "Segment anything 2", "Llm", "Image to text", "Live video to video", "Text to speech")
+TRANSCODING_CAPABILITY_NAMES = ("H.264",)
+AI_PIPELINES = tuple(name.lower().replace(" ", "-") for name in AI_CAPABILITY_NAMES)
+
+
+def capability_name(pipeline: str) -> str:
+    """The name go-livepeer looks PIPELINE up by."""
+    return pipeline[:1].upper() + pipeline[1:].replace("-", " ")
+
+
 PRICE_FEED = ("ETH", "USD")
 WEI_PER_ETH = 10**18
 
@@ -703,7 +706,7 @@ class Startup:
         return gpus
 
     def register(self, index: int, config: AIModelConfig) -> None:
-        if config.pipeline not in CAPABILITY_NAMES:
+        if capability_name(config.pipeline) not in AI_CAPABILITY_NAMES + TRANSCODING_CAPABILITY_NAMES:
             raise Fatal(f"Pipeline is not valid capability: {config.pipeline}\n", panic=True)
         entry: dict[str, Any] = {
             "index": index,
@@ -754,6 +757,9 @@ class Startup:
 
     def warm(self, config: AIModelConfig, entry: dict[str, Any]) -> None:
         if not config.url:
+            if config.pipeline not in AI_PIPELINES:
+                # go-livepeer finds no container port for a pipeline it does not spell this way.
+                raise Fatal("runtime error: slice bounds out of range", panic=True)
             if len(self.used_slots) >= len(self.slots):
                 raise Fatal(f"Error AI worker warming {config.pipeline} container: insufficient capacity")
             # The first free device of the -nvidia list, in file order.
