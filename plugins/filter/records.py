@@ -60,14 +60,14 @@ def _names(models: Any) -> list[str]:
     return sorted({model["canonical"] for model in models})
 
 
-fleet_report_record = checked("fleet_report_record", _fleet_report_record, (TypeError, KeyError), _CANNOT_READ, repr)
-verify_findings = checked("verify_findings", _verify_findings, (TypeError, KeyError), _CANNOT_READ, repr)
-verify_targets = checked("verify_targets", verify.targets, (TypeError, KeyError))
-preflight_disk = checked("preflight_disk", _preflight_disk, (TypeError, KeyError, ValueError))
 def _plan_entries(plan: Any, token: Any = None) -> list[dict[str, Any]]:
     return entries_with_token(plan, token)
 
 
+fleet_report_record = checked("fleet_report_record", _fleet_report_record, (TypeError, KeyError), _CANNOT_READ, repr)
+verify_findings = checked("verify_findings", _verify_findings, (TypeError, KeyError), _CANNOT_READ, repr)
+verify_targets = checked("verify_targets", verify.targets, (TypeError, KeyError))
+preflight_disk = checked("preflight_disk", _preflight_disk, (TypeError, KeyError, ValueError))
 plan_entries = checked("plan_entries", _plan_entries, (PlanError,))
 stack_endpoints = checked("stack_endpoints", endpoints, (TypeError, KeyError, ValueError, IndexError),
                           "cannot read docker_host_info's results: ", repr)

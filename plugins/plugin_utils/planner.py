@@ -59,58 +59,59 @@ class PlanError(ValueError):
     """Bad input: the message names the host, the variable, the field and the fix."""
 
 
-def _option(default: Any, variable: str | None, description: str, choices: tuple[str, ...] = ()) -> Any:
-    """A planner option: its default, the variable behind it and its text, the one source of each.
+def _doc(variable: str | None, description: str, choices: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A planner option's metadata: with the field's type and default, the one source of what is said about it.
 
     `variable`: the inventory variable the plan role passes (lookup lpfleet.ai.plan_options); an
     `lpfleet_*` one is roles/plan's own, and scripts/plan-options writes its default, argument spec and
-    README row, and the filter's DOCUMENTATION, from this (tests/unit/test_plan_options.py checks them).
+    README row, and the filter's DOCUMENTATION, from the field (tests/unit/test_plan_options.py checks them).
     None: the caller passes it itself. `description` uses Ansible's markup (C(...), O(...)).
     """
-    return field(default=default, metadata={"variable": variable, "description": description, "choices": choices})
+    return {"variable": variable, "description": description, "choices": choices}
 
 
 @dataclass(frozen=True)
 class PlanOptions:
-    host: str = _option("", "inventory_hostname", "The host's name, used in messages (C(inventory_hostname)).")
-    headroom_mib: int = _option(
-        512, "lpfleet_vram_headroom_mib",
-        "VRAM (MiB) kept free on every GPU on top of the resident (warm) models, for inference peaks.")
-    layout: str = _option(
-        "shared", "lpfleet_stack_layout",
+    host: str = field(default="", metadata=_doc(
+        "inventory_hostname", "The host's name, used in messages (C(inventory_hostname))."))
+    headroom_mib: int = field(default=512, metadata=_doc(
+        "lpfleet_vram_headroom_mib",
+        "VRAM (MiB) kept free on every GPU on top of the resident (warm) models, for inference peaks."))
+    layout: str = field(default="shared", metadata=_doc(
+        "lpfleet_stack_layout",
         "C(shared) deploys one Ollama + runner pair using all GPUs, as in the Livepeer docs; C(per_gpu) one pair "
         "per GPU that serves an C(llm) model, with names and ports suffixed by the GPU index.",
-        LAYOUTS)
-    runner_address: str = _option(
-        "container", "lpfleet_runner_address",
+        LAYOUTS))
+    runner_address: str = field(default="container", metadata=_doc(
+        "lpfleet_runner_address",
         "How go-livepeer reaches the runner. C(container) uses the runner's container name on the shared Docker "
         "network; C(loopback) uses C(http://127.0.0.1:<port>), for go-livepeer on host networking.",
-        RUNNER_ADDRESSES)
-    runner_name: str = _option("llm_runner", "lpfleet_runner_name",
-                               "The runner's container name (C(per_gpu) adds C(_gpu<index>)).")
-    runner_port: int = _option(
-        8000, "lpfleet_runner_port",
-        "The runner's port, inside its container and published on the host (C(per_gpu) publishes port + index).")
-    ollama_name: str = _option("ollama", "lpfleet_ollama_name",
-                               "Ollama's container name (C(per_gpu) adds C(_gpu<index>)).")
-    ollama_port: int = _option(
-        11434, "lpfleet_ollama_port",
-        "Ollama's port, inside its container and published on the host (C(per_gpu) publishes port + index).")
-    livepeer_nvidia: str | None = _option(
-        None, None,
+        RUNNER_ADDRESSES))
+    runner_name: str = field(default="llm_runner", metadata=_doc(
+        "lpfleet_runner_name", "The runner's container name (C(per_gpu) adds C(_gpu<index>))."))
+    runner_port: int = field(default=8000, metadata=_doc(
+        "lpfleet_runner_port",
+        "The runner's port, inside its container and published on the host (C(per_gpu) publishes port + index)."))
+    ollama_name: str = field(default="ollama", metadata=_doc(
+        "lpfleet_ollama_name", "Ollama's container name (C(per_gpu) adds C(_gpu<index>))."))
+    ollama_port: int = field(default=11434, metadata=_doc(
+        "lpfleet_ollama_port",
+        "Ollama's port, inside its container and published on the host (C(per_gpu) publishes port + index)."))
+    livepeer_nvidia: str | None = field(default=None, metadata=_doc(
+        None,
         "go-livepeer's actual C(-nvidia) value (GPU indices such as C(1,0), or C(all); an empty string when the "
         "node runs without the flag), read from its container command or systemd unit. Omitted when lpfleet tells "
-        "the operator which value to use.")
-    unplaced_action: str = _option(
-        "warn", "lpfleet_unplaced_action",
+        "the operator which value to use."))
+    unplaced_action: str = field(default="warn", metadata=_doc(
+        "lpfleet_unplaced_action",
         "What a menu item that fits no GPU does. C(warn) lists it under C(unplaced) only (the play goes on without "
         "it); C(fail) also puts it under C(blocking) (stop the host). Items with C(required=true) always stop it.",
-        UNPLACED_ACTIONS)
-    bind_address: str = _option(
-        "127.0.0.1", "ollama_stack_bind_address",
+        UNPLACED_ACTIONS))
+    bind_address: str = field(default="127.0.0.1", metadata=_doc(
+        "ollama_stack_bind_address",
         "The address the stacks' ports are published on (C(ollama_stack_bind_address)); gives the stacks' "
         "C(ollama_host_url) and C(runner_host_url), where the host itself reaches them (the loopback for "
-        "C(127.0.0.1), C(0.0.0.0), C(::1) and C(::); IPv6 addresses in brackets).")
+        "C(127.0.0.1), C(0.0.0.0), C(::1) and C(::); IPv6 addresses in brackets)."))
 
 
 # The inventory variables behind the planner's options, for messages (from PlanOptions).
