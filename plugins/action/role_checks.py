@@ -19,7 +19,12 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.lpfleet.ai.plugins.plugin_utils.role_checks import RULES, SHARED_VARIABLES, check_role
+from ansible_collections.lpfleet.ai.plugins.plugin_utils.role_checks import (
+    EXTRA_VARIABLES,
+    RULES,
+    SHARED_VARIABLES,
+    check_role,
+)
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 
@@ -60,7 +65,8 @@ class ActionModule(ActionBase):
                     % (role, ", ".join(sorted(RULES)))], []
         spec = self._load(role_dir / "meta" / "argument_specs.yml").get("argument_specs", {}).get("checks")
         defaults = self._load(role_dir / "defaults" / "main.yml")
-        names = list(dict.fromkeys([*((spec or {}).get("options") or defaults), *SHARED_VARIABLES]))
+        names = list(dict.fromkeys([*((spec or {}).get("options") or defaults), *SHARED_VARIABLES,
+                                    *EXTRA_VARIABLES.get(role, ())]))
         raw, problems = self._values(names, defaults, task_vars)
         values = dict(raw)
         if spec:

@@ -37,6 +37,8 @@ VOLUME_REMOVAL_CONFIRMATION = "yes, delete all models"
 GO_LIVEPEER_LABEL = ("creator", "ai-worker")
 # Shared variables a role's rules may read besides its own (when defined).
 SHARED_VARIABLES = ("lpfleet_allow_plain_http", "lpfleet_plan", "lpfleet_runner_token")
+# Further variables a role's rules read (preflight: the facts it gathered).
+EXTRA_VARIABLES = {"preflight": ("ansible_facts",)}
 
 
 @dataclass
@@ -316,8 +318,32 @@ def verify(values: Mapping[str, Any], raw: Mapping[str, Any]) -> Findings:
 
 
 def preflight(values: Mapping[str, Any], raw: Mapping[str, Any]) -> Findings:
-    """preflight's own numbers (the shared lpfleet_* ones are the planner's)."""
-    return Findings(problems=ranges(raw, [("preflight_disk_margin_mb", 0, 1000000000, "MB")], "whole"))
+    """The host's system (from the facts preflight gathers) and preflight's own numbers (the shared lpfleet_*
+    ones are the planner's)."""
+    problems = system_problems(values.get("ansible_facts") or {}, values.get("preflight_supported_os") or [],
+                               values.get("preflight_supported_architectures") or [])
+    return Findings(problems=problems + ranges(raw, [("preflight_disk_margin_mb", 0, 1000000000, "MB")], "whole"))
+
+
+def system_problems(facts: Mapping[str, Any], supported_os: list[str], architectures: list[str]) -> list[str]:
+    """An operating system, architecture, package and service manager lpfleet does not support."""
+    problems = []
+    by_major = "%s %s" % (facts.get("distribution"), facts.get("distribution_major_version"))
+    by_version = "%s %s" % (facts.get("distribution"), facts.get("distribution_version"))
+    if by_major not in supported_os and by_version not in supported_os:
+        problems.append(
+            "%s (%s) is not supported; preflight_supported_os lists %s. Fix: run lpfleet on one of those systems, or "
+            "add this one to preflight_supported_os at your own risk."
+            % (by_version, facts.get("distribution_release"), ", ".join(supported_os)))
+    if facts.get("architecture") not in architectures:
+        problems.append(
+            "architecture %s is not supported; preflight_supported_architectures lists %s. Fix: run lpfleet on an "
+            "x86_64 or aarch64 host." % (facts.get("architecture"), ", ".join(architectures)))
+    if facts.get("pkg_mgr") != "apt" or facts.get("service_mgr") != "systemd":
+        problems.append(
+            "lpfleet manages packages with apt and services with systemd; this host has %s and %s. Fix: use a Debian "
+            "or Ubuntu host booted with systemd." % (facts.get("pkg_mgr"), facts.get("service_mgr")))
+    return problems
 
 
 RULES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Findings]] = {
