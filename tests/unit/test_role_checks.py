@@ -222,3 +222,12 @@ def test_warnings_are_ansible_warnings_naming_the_host(tmp_path):
 def test_an_unknown_role_is_refused(tmp_path):
     returncode, output = run(tmp_path, ["dockr_engine"])
     assert returncode != 0 and "knows no role 'dockr_engine'" in output
+
+
+def test_checks_host_reads_only_variables_the_checks_spec_validates():
+    # preflight includes checks_host with rolespec_validate: false, as role_checks validated these already.
+    defaults = yaml.safe_load((REPO / "roles/preflight/defaults/main.yml").read_text())
+    for role in defaults["preflight_host_checked_roles"]:
+        specs = yaml.safe_load((REPO / "roles" / role / "meta/argument_specs.yml").read_text())["argument_specs"]
+        assert set(specs["checks_host"]["options"]) <= set(specs["checks"]["options"]), role
+        assert role in defaults["preflight_checked_roles"], role
