@@ -13,13 +13,13 @@ version_added: "0.3.0"
 short_description: Check the variables of several lpfleet roles in one task, changing nothing
 description:
   - For each role in O(roles), reads its variables as the play sees them (its role defaults underneath), validates
-    them against the C(checks) entry point of its C(meta/argument_specs.yml) (Ansible's own validator: types and
-    choices), then runs the role's rules (C(plugins/plugin_utils/role_checks.py): ranges, names Docker and compose
-    accept, plain http only when allowed, the runner token, the bind address, ...).
+    them against the C(checks) entry point of its C(meta/argument_specs.yml) (Ansible's own validator, for types and
+    choices), then runs the role's rules in C(plugins/plugin_utils/role_checks.py) (ranges, names Docker and compose
+    accept, plain http only when allowed, the runner token, the bind address, and so on).
   - Fails listing every problem of every role at once, each line naming the host, the variable and the fix; a token
     is never shown. What a role's rules warn about becomes an Ansible warning.
-  - What must be read on the host (repository keys, installed packages, aiModels.json) is not checked here but in
-    the roles' C(checks_host) entry points.
+  - What must be read on the host (repository keys, installed packages, aiModels.json) is not checked here; the
+    roles' C(checks_host) entry points check it.
   - Runs on the controller only (an action plugin; this file holds its documentation), changes nothing, and runs
     the same in check mode.
 options:
