@@ -55,6 +55,8 @@ CONVERGED = LabHost("fault-8g", "single-8gb", "13")
 HOSTS = (NO_GPU, FRESH, FRESH_DEBIAN_12, CONVERGED)
 
 PREFLIGHT = "lpfleet.ai.preflight : "
+# Every role's variables: one lpfleet.ai.role_checks task in preflight (spec and rules), every problem at once.
+ROLE_CHECKS = PREFLIGHT + "Check every role's variables, before any role changes the host"
 # Planning runs in lpfleet.ai.plan, which preflight imports.
 PLAN = "lpfleet.ai.plan : "
 PLAN_STEP = PLAN + "Plan this host's models on its GPUs"
@@ -188,7 +190,7 @@ PREFLIGHT_CASES = {
         FRESH_DEBIAN_12, None, "lpfleet.ai.docker_engine : Stop where the distribution has no compose v2 package",
         ["Debian 12 (bookworm)", "compose v2", "Fix:", "docker_engine_source: docker"]),
     "unsupported-os": (
-        FRESH, {"preflight_supported_os": ["Debian 12", "Ubuntu 24.04"]}, "Require a supported operating system",
+        FRESH, {"preflight_supported_os": ["Debian 12", "Ubuntu 24.04"]}, ROLE_CHECKS,
         ["Debian 13", "is not supported", "preflight_supported_os", "Fix:"]),
     "disk-too-small-catalog-override": (
         FRESH, {"lpfleet_model_catalog_overrides": BIGGER_8B_IN_CATALOG, "preflight_disk_margin_mb": HUGE_MARGIN_MB},
@@ -206,8 +208,7 @@ PREFLIGHT_CASES = {
         FRESH, {"lpfleet_model_menu": MENU_WITH_STRING_PRICE}, PLAN_STEP,
         ["lpfleet_model_menu[1].price_per_unit", "0.5e-3USD", "Fix:", '"price_per_unit": 0.0005']),
     "unconfirmed-volume-deletion": (
-        FRESH, {"livepeer_network_ollama_volume_state": "absent"},
-        "lpfleet.ai.livepeer_network : Refuse to delete the model volume without the confirmation",
+        FRESH, {"livepeer_network_ollama_volume_state": "absent"}, ROLE_CHECKS,
         ["livepeer_network_ollama_volume_state is absent", "livepeer_network_confirm_volume_removal",
          '"yes, delete all models"', "Fix:"]),
     "warm-model-fits-no-gpu": (
@@ -233,9 +234,10 @@ def test_preflight_stops_and_changes_nothing(fault_lab: FaultLab, case: str) -> 
 
 
 # --- 6b: one bad value per role, and bad menu items, stop site.yml in preflight (issue 12) ------
-# preflight runs every role's `checks` entry point (argument specs, then the role's own checks)
-# before any role changes the host. A spec failure is Ansible's own message ("must be one of", "is
-# of type") in a task preflight includes; the host is the one Ansible names on the failure line.
+# preflight checks every role's variables in one task (lpfleet.ai.role_checks: each role's `checks`
+# argument spec, with Ansible's own messages ("must be one of", "is of type"), then the role's rules),
+# then what the host holds (checks_host), before any role changes the host. The plan role's own spec
+# failure is in a task Ansible adds; the host is the one Ansible names on the failure line.
 
 SPEC_TASK = "Validating arguments against arg spec "
 MENU_SECRET = "menu-secret-5q"
@@ -250,11 +252,11 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
         {"lpfleet_stack_layout": "per-gpu"}, PLAN + SPEC_TASK + "'main'",
         ["lpfleet_stack_layout", "must be one of", "shared, per_gpu", "per-gpu"], []),
     "docker-engine-source-not-a-choice": (
-        {"docker_engine_source": "dockr"}, "lpfleet.ai.docker_engine : " + SPEC_TASK + "'checks'",
+        {"docker_engine_source": "dockr"}, ROLE_CHECKS,
         ["docker_engine_source", "must be one of", "distro, docker", "dockr"], []),
     "toolkit-repo-url-without-scheme": (
         {"nvidia_container_toolkit_repo_base_url": "nvidia.github.io/libnvidia-container"},
-        "lpfleet.ai.nvidia_container_toolkit : Require an https URL for NVIDIA's repository",
+        ROLE_CHECKS,
         ["nvidia_container_toolkit_repo_base_url", '"nvidia.github.io/libnvidia-container"', "Fix:", "https://"], []),
     # The lab's repository signs with the lab key; NVIDIA's real fingerprint pinned instead is a changed key.
     "toolkit-repo-key-not-the-pinned-one": (
@@ -264,22 +266,22 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
          "C95B321B61E88C1809C4F759DDCAE044F796ECB0", "nvidia_container_toolkit_repo_key_fingerprint", "Fix:"], []),
     # The lab inventory opts in for its plain http stand-ins; without the opt-in its registry is refused.
     "plain-http-registry-not-allowed": (
-        {"lpfleet_allow_plain_http": False}, "lpfleet.ai.docker_engine : Require plain http registries to be allowed",
+        {"lpfleet_allow_plain_http": False}, ROLE_CHECKS,
         ["docker_engine_daemon_options", "registry:5000", "lpfleet_allow_plain_http: true", "Fix:"], []),
     "network-name-with-a-space": (
-        {"livepeer_network_name": "livepeer ai"}, "lpfleet.ai.livepeer_network : Require names Docker accepts",
+        {"livepeer_network_name": "livepeer ai"}, ROLE_CHECKS,
         ["livepeer_network_name", '"livepeer ai"', "Fix:", "livepeer-ai"], []),
     "stack-wait-timeout-zero": (
-        {"ollama_stack_wait_timeout": 0}, "lpfleet.ai.ollama_stack : Require finite numbers in range",
+        {"ollama_stack_wait_timeout": 0}, ROLE_CHECKS,
         ["ollama_stack_wait_timeout", "from 1 to 86400", "Fix:"], []),
     "keep-alive-forever": (
-        {"ollama_models_keep_alive": "forever"}, "lpfleet.ai.ollama_models : Require a keep_alive Ollama reads",
+        {"ollama_models_keep_alive": "forever"}, ROLE_CHECKS,
         ["ollama_models_keep_alive", '"forever"', "Fix:", "24h"], []),
     "token-file-world-readable": (
         {"ai_models_mode": "0644"}, "lpfleet.ai.ai_models : Stop on entries or a mode the module refuses",
         ["mode", "0644", "runner token", "Fix:", "0600"], []),
     "verify-deadline-nan": (
-        {"verify_deadline": "nan"}, "lpfleet.ai.verify : Require finite numbers in range",
+        {"verify_deadline": "nan"}, ROLE_CHECKS,
         ["verify_deadline", '"nan"', "finite", "Fix:"], []),
     "menu-price-infinite": (
         {"lpfleet_model_menu": [dict(LLAMA_8B, price_per_unit=float("inf"))]}, PLAN_STEP,
@@ -300,7 +302,7 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
         PLAN_STEP, ["lpfleet_model_menu[1].ollama_tag", "qwen2.5 7b", "Fix:"], []),
     "runner-token-with-a-newline": (
         {"lpfleet_runner_token": RUNNER_SECRET + "\nx"},
-        "lpfleet.ai.ollama_stack : Require a token that an env file can carry",
+        ROLE_CHECKS,
         ["lpfleet_runner_token", "line breaks", "Fix:"], [RUNNER_SECRET]),
 }
 
