@@ -3,6 +3,8 @@
 - `PlaybookRunner` writes an inventory of only the test's own hosts (same connection settings as
   lab/state/inventory, `group_vars` linked from inventories/lab) and runs `.venv/bin/ansible-playbook`
   with the project's ansible.cfg; `PlayResult` reads the recap and the failures out of its output.
+- `ConvergedHost`: the shared converged lab host (`CONVERGED_HOST`) of conftest.py's `converged_host` fixture,
+  converged by site.yml once per session and again only when asked for other extra vars or spoiled.
 - `ModelRegistry` drives the Ollama model registry stand-in's fault and statistics API.
 - `host_changes_since` lists what changed on a host's root file system since a marker file.
 """
@@ -24,6 +26,9 @@ import yaml
 from lab_fixtures import REPO_ROOT, LabHost, ports_env
 
 ANSIBLE_PLAYBOOK = REPO_ROOT / ".venv" / "bin" / "ansible-playbook"
+# The lab host the `converged_host` session fixture (tests/lab/conftest.py) converges once and shares: the
+# docs' two GPUs (RTX 4090 + RTX 2060), so that both the shared and the per_gpu layouts can run on it.
+CONVERGED_HOST = LabHost("conv-docs", "docs-4090-2060", "13")
 ANSIBLE_CONFIG = REPO_ROOT / "ansible.cfg"
 LAB_GROUP_VARS = REPO_ROOT / "inventories" / "lab" / "group_vars"
 
@@ -92,13 +97,18 @@ class PlayResult:
 class PlaybookRunner:
     """Runs the project's playbooks against an inventory of only the given lab hosts."""
 
-    def __init__(self, workdir: Path, hosts: list[LabHost]) -> None:
+    def __init__(self, workdir: Path, hosts: list[LabHost],
+                 aliases: dict[str, tuple[LabHost, dict[str, Any]]] | None = None) -> None:
+        """ALIASES: more inventory hosts, alias -> (the lab host it reaches, its host vars): one run checks
+        several settings on one host at once, each alias failing or passing on its own."""
         self.workdir = workdir
         self.inventory = workdir / "inventory"
         self.inventory.mkdir(parents=True, exist_ok=True)
         (self.inventory / "group_vars").symlink_to(LAB_GROUP_VARS)
         members = {host.name: {"ansible_host": host.container, "lab_gpu_profile": host.profile_name}
                    for host in hosts}
+        for alias, (host, host_vars) in (aliases or {}).items():
+            members[alias] = {**host_vars, "ansible_host": host.container, "lab_gpu_profile": host.profile_name}
         document = {"all": {"children": {"gpu_hosts": {"hosts": members}}}}
         (self.inventory / "hosts.yml").write_text("---\n" + yaml.safe_dump(document, sort_keys=True))
         self._runs = 0
@@ -118,7 +128,8 @@ class PlaybookRunner:
 
     def run(self, playbook: str, host: str, extra_vars: dict[str, Any] | None = None,
             timeout: float = 600, options: Sequence[str] = ()) -> PlayResult:
-        """OPTIONS: more ansible-playbook options (--tags, --check)."""
+        """HOST: an inventory host, or several joined by commas (--limit). OPTIONS: more ansible-playbook
+        options (--tags, --check)."""
         command = [str(ANSIBLE_PLAYBOOK), "-i", str(self.inventory / "hosts.yml"), f"playbooks/{playbook}",
                    "--limit", host, *options]
         if extra_vars is not None:
@@ -131,6 +142,45 @@ class PlaybookRunner:
                                    timeout=timeout, check=False)
         output = completed.stdout.decode(errors="replace") + completed.stderr.decode(errors="replace")
         return PlayResult.parse(command, completed.returncode, output, time.monotonic() - started)
+
+
+@dataclass
+class ConvergedHost:
+    """CONVERGED_HOST, its playbook runner, and the extra vars it was last converged with."""
+
+    host: LabHost
+    runner: PlaybookRunner
+    # Canonical JSON of the extra vars of the last successful site.yml; None: not converged (or spoiled).
+    converged_with: str | None = None
+    # (what ran, seconds) for each site.yml this fixture ran: printed at the end of the session.
+    runs: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    def converge(self, extra_vars: dict[str, Any] | None = None, timeout: float = 1200) -> LabHost:
+        """The host converged by site.yml with EXTRA_VARS (runs it unless that is already so)."""
+        wanted = json.dumps(extra_vars or {}, sort_keys=True)
+        if self.converged_with != wanted:
+            self.converged_with = None
+            result = self.runner.run("site.yml", self.name, extra_vars or None, timeout=timeout)
+            self.runs.append((f"site.yml {wanted}"[:120], result.seconds))
+            # The whole output, for reading where the time went (profile_tasks' list is at its end).
+            (self.runner.workdir / f"converge-{len(self.runs)}.log").write_text(result.output)
+            assert_converged(result, self.name)
+            self.converged_with = wanted
+        return self.host
+
+    def spoil(self) -> None:
+        """Says the host is no longer as its last converge left it: the next converge() runs site.yml."""
+        self.converged_with = None
+
+
+def assert_converged(result: PlayResult, host: str) -> None:
+    recap = result.recap.get(host, {})
+    assert result.returncode == 0 and recap.get("failed") == 0 and recap.get("unreachable") == 0, \
+        f"site.yml did not converge the shared host {host}:\n{result.describe()}"
 
 
 class ModelRegistry:

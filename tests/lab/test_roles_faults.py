@@ -1,8 +1,9 @@
 """What bad input and faults get from lpfleet's roles, on lab hosts (issue 5).
 
-Every case runs `.venv/bin/ansible-playbook` against hosts of its own (fault-*, created here and
-removed at the end) and checks that the play stops where it should, with a message that names the
-host, the variable and the fix, and that nothing on the host changed:
+Every case runs `.venv/bin/ansible-playbook` against hosts of its own (fault-*, fresh: created here and
+removed at the end) or against the session's shared converged host (`converged_host`, conftest.py), and
+checks that the play stops where it should, with a message that names the host, the variable and the
+fix, and that nothing on the host changed:
 
 - bad input and unfit hosts (Debian 12 without compose v2 included) stop site.yml in preflight or
   in the first check of the role concerned, on fresh hosts that stay fresh;
@@ -19,7 +20,7 @@ host, the variable and the fix, and that nothing on the host changed:
   previous file back, runs again, and the run fails naming its log: in mode container on the converged host (an
   external runner answering ERROR) and in mode systemd on the fresh host (a runner that never answers).
 
-Slow: about five minutes, most of it the one full converge.
+Slow: about five minutes; the full converge is the shared host's (paid once per session, not here).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import pytest
 import yaml
 from lab_fixtures import LABCTL, REPO_ROOT, LabHost, group_vars, lab_hosts, labctl_up, require_docker, run
 from roles_helpers import (
+    CONVERGED_HOST,
+    ConvergedHost,
     ModelRegistry,
     PlaybookRunner,
     PlayResult,
@@ -51,12 +54,11 @@ pytestmark = pytest.mark.slow
 NO_GPU = LabHost("fault-nogpu", "no-gpu", "13")
 FRESH = LabHost("fault-pre", "single-8gb", "13")
 FRESH_DEBIAN_12 = LabHost("fault-deb12", "single-8gb", "12")
-CONVERGED = LabHost("fault-8g", "single-8gb", "13")
-HOSTS = (NO_GPU, FRESH, FRESH_DEBIAN_12, CONVERGED)
+# The session's shared converged host (conftest.py's `converged_host`), not created here.
+CONVERGED = CONVERGED_HOST
+HOSTS = (NO_GPU, FRESH, FRESH_DEBIAN_12)
 
 PREFLIGHT = "lpfleet.ai.preflight : "
-# Every role's variables: one lpfleet.ai.role_checks task in preflight (spec and rules), every problem at once.
-ROLE_CHECKS = PREFLIGHT + "Check every role's variables, before any role changes the host"
 # Planning runs in lpfleet.ai.plan, which preflight imports.
 PLAN = "lpfleet.ai.plan : "
 PLAN_STEP = PLAN + "Plan this host's models on its GPUs"
@@ -99,17 +101,19 @@ def fault_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultLab]:
         run([str(LABCTL), "rm-host", *leftovers], timeout=300)
     try:
         labctl_up({host.name: (host.profile_name, host.debian) for host in HOSTS})
-        yield FaultLab(PlaybookRunner(tmp_path_factory.mktemp("roles-faults"), list(HOSTS)), ModelRegistry())
+        # The inventory names the shared converged host too; --limit runs each play on one host only.
+        runner = PlaybookRunner(tmp_path_factory.mktemp("roles-faults"), [*HOSTS, CONVERGED])
+        yield FaultLab(runner, ModelRegistry())
     finally:
         run([str(LABCTL), "rm-host", *names], timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")
-def converged(fault_lab: FaultLab) -> LabHost:
-    """CONVERGED provisioned by site.yml with the lab menu (the 8B model warm): a few minutes."""
-    result = fault_lab.runner.run("site.yml", CONVERGED.name, timeout=1200)
-    assert result.returncode == 0 and result.recap[CONVERGED.name]["failed"] == 0, result.describe()
-    return CONVERGED
+def converged(fault_lab: FaultLab, converged_host: ConvergedHost) -> Iterator[LabHost]:
+    """The shared host converged by site.yml with the lab menu (the 8B model warm). This file's tests add
+    models, re-price the menu and delete the model volume: the next user's converge() runs site.yml again."""
+    yield converged_host.converge()
+    converged_host.spoil()
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -190,7 +194,7 @@ PREFLIGHT_CASES = {
         FRESH_DEBIAN_12, None, "lpfleet.ai.docker_engine : Stop where the distribution has no compose v2 package",
         ["Debian 12 (bookworm)", "compose v2", "Fix:", "docker_engine_source: docker"]),
     "unsupported-os": (
-        FRESH, {"preflight_supported_os": ["Debian 12", "Ubuntu 24.04"]}, ROLE_CHECKS,
+        FRESH, {"preflight_supported_os": ["Debian 12", "Ubuntu 24.04"]}, "Require a supported operating system",
         ["Debian 13", "is not supported", "preflight_supported_os", "Fix:"]),
     "disk-too-small-catalog-override": (
         FRESH, {"lpfleet_model_catalog_overrides": BIGGER_8B_IN_CATALOG, "preflight_disk_margin_mb": HUGE_MARGIN_MB},
@@ -208,7 +212,8 @@ PREFLIGHT_CASES = {
         FRESH, {"lpfleet_model_menu": MENU_WITH_STRING_PRICE}, PLAN_STEP,
         ["lpfleet_model_menu[1].price_per_unit", "0.5e-3USD", "Fix:", '"price_per_unit": 0.0005']),
     "unconfirmed-volume-deletion": (
-        FRESH, {"livepeer_network_ollama_volume_state": "absent"}, ROLE_CHECKS,
+        FRESH, {"livepeer_network_ollama_volume_state": "absent"},
+        "lpfleet.ai.livepeer_network : Refuse to delete the model volume without the confirmation",
         ["livepeer_network_ollama_volume_state is absent", "livepeer_network_confirm_volume_removal",
          '"yes, delete all models"', "Fix:"]),
     "warm-model-fits-no-gpu": (
@@ -234,10 +239,9 @@ def test_preflight_stops_and_changes_nothing(fault_lab: FaultLab, case: str) -> 
 
 
 # --- 6b: one bad value per role, and bad menu items, stop site.yml in preflight (issue 12) ------
-# preflight checks every role's variables in one task (lpfleet.ai.role_checks: each role's `checks`
-# argument spec, with Ansible's own messages ("must be one of", "is of type"), then the role's rules),
-# then what the host holds (checks_host), before any role changes the host. The plan role's own spec
-# failure is in a task Ansible adds; the host is the one Ansible names on the failure line.
+# preflight runs every role's `checks` entry point (argument specs, then the role's own checks)
+# before any role changes the host. A spec failure is Ansible's own message ("must be one of", "is
+# of type") in a task preflight includes; the host is the one Ansible names on the failure line.
 
 SPEC_TASK = "Validating arguments against arg spec "
 MENU_SECRET = "menu-secret-5q"
@@ -252,11 +256,11 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
         {"lpfleet_stack_layout": "per-gpu"}, PLAN + SPEC_TASK + "'main'",
         ["lpfleet_stack_layout", "must be one of", "shared, per_gpu", "per-gpu"], []),
     "docker-engine-source-not-a-choice": (
-        {"docker_engine_source": "dockr"}, ROLE_CHECKS,
+        {"docker_engine_source": "dockr"}, "lpfleet.ai.docker_engine : " + SPEC_TASK + "'checks'",
         ["docker_engine_source", "must be one of", "distro, docker", "dockr"], []),
     "toolkit-repo-url-without-scheme": (
         {"nvidia_container_toolkit_repo_base_url": "nvidia.github.io/libnvidia-container"},
-        ROLE_CHECKS,
+        "lpfleet.ai.nvidia_container_toolkit : Require an https URL for NVIDIA's repository",
         ["nvidia_container_toolkit_repo_base_url", '"nvidia.github.io/libnvidia-container"', "Fix:", "https://"], []),
     # The lab's repository signs with the lab key; NVIDIA's real fingerprint pinned instead is a changed key.
     "toolkit-repo-key-not-the-pinned-one": (
@@ -266,22 +270,22 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
          "C95B321B61E88C1809C4F759DDCAE044F796ECB0", "nvidia_container_toolkit_repo_key_fingerprint", "Fix:"], []),
     # The lab inventory opts in for its plain http stand-ins; without the opt-in its registry is refused.
     "plain-http-registry-not-allowed": (
-        {"lpfleet_allow_plain_http": False}, ROLE_CHECKS,
+        {"lpfleet_allow_plain_http": False}, "lpfleet.ai.docker_engine : Require plain http registries to be allowed",
         ["docker_engine_daemon_options", "registry:5000", "lpfleet_allow_plain_http: true", "Fix:"], []),
     "network-name-with-a-space": (
-        {"livepeer_network_name": "livepeer ai"}, ROLE_CHECKS,
+        {"livepeer_network_name": "livepeer ai"}, "lpfleet.ai.livepeer_network : Require names Docker accepts",
         ["livepeer_network_name", '"livepeer ai"', "Fix:", "livepeer-ai"], []),
     "stack-wait-timeout-zero": (
-        {"ollama_stack_wait_timeout": 0}, ROLE_CHECKS,
+        {"ollama_stack_wait_timeout": 0}, "lpfleet.ai.ollama_stack : Require finite numbers in range",
         ["ollama_stack_wait_timeout", "from 1 to 86400", "Fix:"], []),
     "keep-alive-forever": (
-        {"ollama_models_keep_alive": "forever"}, ROLE_CHECKS,
+        {"ollama_models_keep_alive": "forever"}, "lpfleet.ai.ollama_models : Require a keep_alive Ollama reads",
         ["ollama_models_keep_alive", '"forever"', "Fix:", "24h"], []),
     "token-file-world-readable": (
         {"ai_models_mode": "0644"}, "lpfleet.ai.ai_models : Stop on entries or a mode the module refuses",
         ["mode", "0644", "runner token", "Fix:", "0600"], []),
     "verify-deadline-nan": (
-        {"verify_deadline": "nan"}, ROLE_CHECKS,
+        {"verify_deadline": "nan"}, "lpfleet.ai.verify : Require finite numbers in range",
         ["verify_deadline", '"nan"', "finite", "Fix:"], []),
     "menu-price-infinite": (
         {"lpfleet_model_menu": [dict(LLAMA_8B, price_per_unit=float("inf"))]}, PLAN_STEP,
@@ -302,7 +306,7 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
         PLAN_STEP, ["lpfleet_model_menu[1].ollama_tag", "qwen2.5 7b", "Fix:"], []),
     "runner-token-with-a-newline": (
         {"lpfleet_runner_token": RUNNER_SECRET + "\nx"},
-        ROLE_CHECKS,
+        "lpfleet.ai.ollama_stack : Require a token that an env file can carry",
         ["lpfleet_runner_token", "line breaks", "Fix:"], [RUNNER_SECRET]),
 }
 

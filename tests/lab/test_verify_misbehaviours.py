@@ -1,14 +1,15 @@
 """verify.yml against runners that misbehave in the ways an unknown runner image might (issue 14).
 
-One host of the docs' shape (RTX 4090 + RTX 2060) is converged once in the per_gpu layout with two
-warm LLMs: mistral:7b on GPU 0 (ollama_gpu0, llm_runner_gpu0 :8000) and llama3.1:8b on GPU 1
-(ollama_gpu1, llm_runner_gpu1 :8001); both Ollamas share the model volume, so both list both tags.
+The session's shared converged host (conftest.py's `converged_host`: the docs' shape, RTX 4090 + RTX 2060)
+is converged in the per_gpu layout with two warm LLMs: mistral:7b on GPU 0 (ollama_gpu0, llm_runner_gpu0
+:8000) and llama3.1:8b on GPU 1 (ollama_gpu1, llm_runner_gpu1 :8001); both Ollamas share the model
+volume, so both list both tags.
 Then, for each case, only the runner containers are recreated with the runner stand-in's lab-only
 misbehaviour settings (RUNNER_LAB_*, lab/standins/README.md), verify.yml runs, and the runners and
 Ollamas are put back as the plan has them. To keep the lab time short, each verify run carries two
 misbehaviours, one per runner, chosen so that neither disturbs what the other's checks read.
 
-Slow: about four minutes, most of it the one converge.
+Slow: about three minutes, the switch of the shared host to per_gpu included (no host or converge of its own).
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from collections.abc import Iterator
 
 import pytest
 import yaml
-from lab_fixtures import LABCTL, LabHost, lab_hosts, labctl_up, require_docker, run
-from roles_helpers import PlaybookRunner, PlayResult, ollama_api
+from roles_helpers import CONVERGED_HOST, ConvergedHost, PlaybookRunner, PlayResult, ollama_api
 
 pytestmark = pytest.mark.slow
 
-HOST = LabHost("vfy-docs", "docs-4090-2060", "13")
+HOST = CONVERGED_HOST
 LLAMA_ID = "meta-llama/Meta-Llama-3.1-8B-Instruct"
 MISTRAL_ID = "mistralai/Mistral-7B-Instruct-v0.3"
 PRICED = {"price_per_unit": 0.18, "currency": "USD", "pixels_per_unit": 1000000}
@@ -51,21 +51,14 @@ DURATIONS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlaybookRunner]:
-    """HOST, fresh, converged once by site.yml in per_gpu; removed at the end."""
-    require_docker()
-    if HOST.name in lab_hosts():
-        run([str(LABCTL), "rm-host", HOST.name], timeout=300)
+def lab(converged_host: ConvergedHost) -> Iterator[PlaybookRunner]:
+    """The shared host converged by site.yml in per_gpu (each case puts the runners back as the plan has them)."""
+    started = time.monotonic()
+    converged_host.converge(PER_GPU)
+    DURATIONS["converge (site.yml, per_gpu, on the shared host)"] = time.monotonic() - started
     try:
-        labctl_up({HOST.name: (HOST.profile_name, HOST.debian)})
-        runner = PlaybookRunner(tmp_path_factory.mktemp("verify-misbehaviours"), [HOST])
-        started = time.monotonic()
-        result = runner.run("site.yml", HOST.name, PER_GPU, timeout=1200)
-        DURATIONS["converge (site.yml, per_gpu)"] = time.monotonic() - started
-        assert result.returncode == 0, result.describe()
-        yield runner
+        yield converged_host.runner
     finally:
-        run([str(LABCTL), "rm-host", HOST.name], timeout=300, check=False)
         print("\nverify misbehaviours, seconds: " + json.dumps({k: round(v, 1) for k, v in DURATIONS.items()}))
 
 
