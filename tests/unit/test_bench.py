@@ -106,6 +106,7 @@ def test_tree_cpu_includes_grandchildren_and_forks_memory_is_their_own(bench, tm
     assert peaks.fork_rss * 1024 >= 60 * MIB  # RSS counts the shared pages too
     assert peaks.main_rss * 1024 >= 40 * MIB
     assert peaks.tree_pss * 1024 >= 40 * MIB + 3 * 20 * MIB
+    assert 0 < peaks.main_cpu < run.cpu_seconds  # the parent's own share, sampled while it ran
 
 
 def test_failed_command_keeps_its_exit_status(bench, tmp_path):
