@@ -54,7 +54,7 @@ def blob_bytes(registry: ModelRegistry, address: str, since: float) -> int:
 
 
 def site_models(result: PlayResult) -> dict[str, dict]:
-    """Each host's lpfleet_site_models, from the playbook's last task (its msg, a JSON string, in the output)."""
+    """Each host's ollama_models_site_outcome, from the playbook's last task (its msg, a JSON string, in the output)."""
     found = {}
     for match in re.finditer(r'"msg": ("SITE-MODELS (?:[^"\\]|\\.)*")', result.output):
         _, host, document = json.loads(match[1]).split(" ", 2)
