@@ -12,7 +12,7 @@ version_added: "0.4.0"
 short_description: A host's part in its site's model cache
 description:
   - Hosts are grouped into sites by the inventory variable C(lpfleet_site). Within a site of two hosts or more, one
-    host is the cache host (C(lpfleet_site_cache_host), by default the site's first host in inventory order): it
+    host is the cache host (C(lpfleet_site_cache_host), by default the site's first host in inventory order) - it
     pulls each model from upstream and serves its Ollama store to the others (P(lpfleet.ai.site_cache#role)); every
     other host copies the model from it (M(lpfleet.ai.site_model)), verified by sha256.
   - Gives C(mode) C(off) (no site, or a site of one host - the host behaves as without sites), C(cache) or

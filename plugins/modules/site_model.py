@@ -21,7 +21,7 @@ description:
   - A model whose manifest and blobs are already in the store is left as it is (C(changed=false)).
   - When the cache cannot give the model whole and verified (no answer, an HTTP error, a manifest that is not one, a
     blob whose digest or size differs), nothing is written but the blobs already checked, and the task does not fail
-    - it returns C(fallback=true) and the C(reason), and the caller pulls the model from upstream as without a cache.
+    - it returns RV(fallback=true) and the RV(reason), and the caller pulls the model from upstream as without a cache.
     A failure on this host's side (a full disk, permissions) fails the task.
   - Ollama's store layout and naming rules live in the collection's C(module_utils/site_cache.py) and
     C(module_utils/ollama_names.py).
@@ -47,9 +47,10 @@ options:
 attributes:
   check_mode:
     support: full
-    details: Reads the cache's manifest and says what it would copy; writes nothing.
+    description: Reads the cache's manifest and says what it would copy; writes nothing.
   diff_mode:
     support: none
+    description: No diff; RV(blobs_copied) and RV(bytes_copied) say what is copied.
 """
 
 EXAMPLES = r"""
@@ -77,7 +78,7 @@ fallback:
   type: bool
   returned: always
 reason:
-  description: Why the cache could not give the model (empty unless O(fallback)).
+  description: Why the cache could not give the model (empty unless RV(fallback)).
   type: str
   returned: always
 manifest:
