@@ -115,3 +115,10 @@ def test_the_plan_role_passes_every_inventory_option_to_the_planner(tmp_path):
     stacks = json.loads(json.loads("{" + line.strip().rstrip(",") + "}")["msg"].split("=", 1)[1])
     assert [(stack["ollama_container"], stack["runner_container"], stack["runner_url"], stack["ollama_host_url"])
             for stack in stacks] == [("oll_gpu0", "runner_gpu0", "http://127.0.0.1:9100", "http://[::1]:12000")]
+
+
+def test_the_plan_role_names_no_planner_option_in_its_filter_call():
+    call = (REPO / "roles" / "plan" / "vars" / "main.yml").read_text()
+    assert "**lookup('lpfleet.ai.plan_options')" in call
+    named = [variable for variable in OPTION_VARIABLES.values() if variable in call]
+    assert named == [], f"roles/plan/vars/main.yml names {named}: the lookup passes them"
