@@ -203,3 +203,34 @@ def test_a_named_registry_needs_insecure_for_plain_http_and_copy_gives_the_canon
     assert (ollama.models / "manifests" / f"127.0.0.1:{registry.port}" / "library" / "phi3" / "mini").is_file()
     api.copy(named, "registry.ollama.ai/library/phi3:mini")
     assert sorted(model.model for model in api.list().models) == [named, "phi3:mini"]
+
+
+def test_a_store_copied_behind_the_servers_back_is_listed_at_once_and_survives_a_restart(pulled_ollama, registry,
+                                                                                        tmp_path):
+    """What lpfleet.ai.site_model relies on, as Ollama does it (docs/internals.md, "Models and images once per
+    site"): /api/tags and /api/show read the manifests from disk on every call (Ollama's syncManifests), and the
+    start-up prune removes only blobs no manifest names (Ollama after an hour's grace, the stand-in at once)."""
+    other = start_ollama(tmp_path, registry.url)
+    try:
+        assert client(other).list().models == []
+        source = pulled_ollama.models
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                target = other.models / path.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(path.read_bytes())
+        assert [model.model for model in client(other).list().models] == ["llama3.1:8b"]
+        shown = client(other).show("llama3.1:8b")
+        assert shown.details.family == client(pulled_ollama).show("llama3.1:8b").details.family
+        orphan = other.models / "blobs" / ("sha256-" + "0" * 64)
+        orphan.write_bytes(b"no manifest names me")
+    finally:
+        other.stop()
+    again = start_ollama(tmp_path, registry.url, OLLAMA_MODELS=str(other.models))
+    try:
+        assert [model.model for model in client(again).list().models] == ["llama3.1:8b"]
+        assert not orphan.exists()
+        assert sorted(path.name for path in (other.models / "blobs").iterdir()) == sorted(
+            path.name for path in (pulled_ollama.models / "blobs").iterdir())
+    finally:
+        again.stop()
