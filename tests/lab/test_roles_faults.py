@@ -9,7 +9,8 @@ fix, and that nothing on the host changed:
   in the first check of the role concerned, on fresh hosts that stay fresh;
 - one bad value of each of the eight roles' variables, and bad menu items (an infinite price, a
   control character in a model id, url or token, a tag Ollama refuses), stop site.yml in preflight
-  (which runs every role's `checks` entry point) with changed=0 and no secret in the output;
+  (which runs every role's `checks` entry point) with changed=0 and no secret in the output (these
+  cases, 1-6 and 6b, share one site.yml run: each case is an inventory alias of its host);
 - on a converged host, a pull cut once resumes (Range) and the play passes; a pull that keeps
   failing stops the play in ollama_models with the previous aiModels.json and stack untouched;
 - verify.yml names the host, the check and what it saw for a runner answering ERROR or not at all;
@@ -59,6 +60,8 @@ CONVERGED = CONVERGED_HOST
 HOSTS = (NO_GPU, FRESH, FRESH_DEBIAN_12)
 
 PREFLIGHT = "lpfleet.ai.preflight : "
+# Every role's variables: one lpfleet.ai.role_checks task in preflight (spec and rules), every problem at once.
+ROLE_CHECKS = PREFLIGHT + "Check every role's variables, before any role changes the host"
 # Planning runs in lpfleet.ai.plan, which preflight imports.
 PLAN = "lpfleet.ai.plan : "
 PLAN_STEP = PLAN + "Plan this host's models on its GPUs"
@@ -194,7 +197,7 @@ PREFLIGHT_CASES = {
         FRESH_DEBIAN_12, None, "lpfleet.ai.docker_engine : Stop where the distribution has no compose v2 package",
         ["Debian 12 (bookworm)", "compose v2", "Fix:", "docker_engine_source: docker"]),
     "unsupported-os": (
-        FRESH, {"preflight_supported_os": ["Debian 12", "Ubuntu 24.04"]}, "Require a supported operating system",
+        FRESH, {"preflight_supported_os": ["Debian 12", "Ubuntu 24.04"]}, ROLE_CHECKS,
         ["Debian 13", "is not supported", "preflight_supported_os", "Fix:"]),
     "disk-too-small-catalog-override": (
         FRESH, {"lpfleet_model_catalog_overrides": BIGGER_8B_IN_CATALOG, "preflight_disk_margin_mb": HUGE_MARGIN_MB},
@@ -212,8 +215,7 @@ PREFLIGHT_CASES = {
         FRESH, {"lpfleet_model_menu": MENU_WITH_STRING_PRICE}, PLAN_STEP,
         ["lpfleet_model_menu[1].price_per_unit", "0.5e-3USD", "Fix:", '"price_per_unit": 0.0005']),
     "unconfirmed-volume-deletion": (
-        FRESH, {"livepeer_network_ollama_volume_state": "absent"},
-        "lpfleet.ai.livepeer_network : Refuse to delete the model volume without the confirmation",
+        FRESH, {"livepeer_network_ollama_volume_state": "absent"}, ROLE_CHECKS,
         ["livepeer_network_ollama_volume_state is absent", "livepeer_network_confirm_volume_removal",
          '"yes, delete all models"', "Fix:"]),
     "warm-model-fits-no-gpu": (
@@ -223,25 +225,23 @@ PREFLIGHT_CASES = {
 
 
 @pytest.mark.parametrize("case", list(PREFLIGHT_CASES))
-def test_preflight_stops_and_changes_nothing(fault_lab: FaultLab, case: str) -> None:
-    host, extra_vars, task, fragments = PREFLIGHT_CASES[case]
-    mark_host(host)
+def test_preflight_stops_and_changes_nothing(bad_input_run: PlayResult, case: str) -> None:
+    host, _extra_vars, task, fragments = PREFLIGHT_CASES[case]
+    alias, result = case_alias(case), bad_input_run
 
-    result = fault_lab.runner.run("site.yml", host.name, extra_vars, timeout=300)
-
-    assert result.returncode != 0, f"site.yml passed:\n{result.describe()}"
-    failure = result.the_failure_of(host.name)
+    failure = result.the_failure_of(alias)
     expected_task = task if " : " in task else PREFLIGHT + task
-    assert failure.task == expected_task, f"stopped in {failure.task!r}:\n{result.describe()}"
-    assert_names(failure.msg, host.name, *fragments, result=result)
-    assert result.recap[host.name]["changed"] == 0, result.describe()
+    assert failure.task == expected_task, f"{alias} stopped in {failure.task!r}:\n{result.describe()}"
+    assert_names(failure.msg, alias, *fragments, result=result)
+    assert result.recap[alias]["changed"] == 0, result.describe()
     assert_pristine(host)
 
 
 # --- 6b: one bad value per role, and bad menu items, stop site.yml in preflight (issue 12) ------
-# preflight runs every role's `checks` entry point (argument specs, then the role's own checks)
-# before any role changes the host. A spec failure is Ansible's own message ("must be one of", "is
-# of type") in a task preflight includes; the host is the one Ansible names on the failure line.
+# preflight checks every role's variables in one task (lpfleet.ai.role_checks: each role's `checks`
+# argument spec, with Ansible's own messages ("must be one of", "is of type"), then the role's rules),
+# then what the host holds (checks_host), before any role changes the host. The plan role's own spec
+# failure is in a task Ansible adds; the host is the one Ansible names on the failure line.
 
 SPEC_TASK = "Validating arguments against arg spec "
 MENU_SECRET = "menu-secret-5q"
@@ -256,11 +256,11 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
         {"lpfleet_stack_layout": "per-gpu"}, PLAN + SPEC_TASK + "'main'",
         ["lpfleet_stack_layout", "must be one of", "shared, per_gpu", "per-gpu"], []),
     "docker-engine-source-not-a-choice": (
-        {"docker_engine_source": "dockr"}, "lpfleet.ai.docker_engine : " + SPEC_TASK + "'checks'",
+        {"docker_engine_source": "dockr"}, ROLE_CHECKS,
         ["docker_engine_source", "must be one of", "distro, docker", "dockr"], []),
     "toolkit-repo-url-without-scheme": (
         {"nvidia_container_toolkit_repo_base_url": "nvidia.github.io/libnvidia-container"},
-        "lpfleet.ai.nvidia_container_toolkit : Require an https URL for NVIDIA's repository",
+        ROLE_CHECKS,
         ["nvidia_container_toolkit_repo_base_url", '"nvidia.github.io/libnvidia-container"', "Fix:", "https://"], []),
     # The lab's repository signs with the lab key; NVIDIA's real fingerprint pinned instead is a changed key.
     "toolkit-repo-key-not-the-pinned-one": (
@@ -270,22 +270,22 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
          "C95B321B61E88C1809C4F759DDCAE044F796ECB0", "nvidia_container_toolkit_repo_key_fingerprint", "Fix:"], []),
     # The lab inventory opts in for its plain http stand-ins; without the opt-in its registry is refused.
     "plain-http-registry-not-allowed": (
-        {"lpfleet_allow_plain_http": False}, "lpfleet.ai.docker_engine : Require plain http registries to be allowed",
+        {"lpfleet_allow_plain_http": False}, ROLE_CHECKS,
         ["docker_engine_daemon_options", "registry:5000", "lpfleet_allow_plain_http: true", "Fix:"], []),
     "network-name-with-a-space": (
-        {"livepeer_network_name": "livepeer ai"}, "lpfleet.ai.livepeer_network : Require names Docker accepts",
+        {"livepeer_network_name": "livepeer ai"}, ROLE_CHECKS,
         ["livepeer_network_name", '"livepeer ai"', "Fix:", "livepeer-ai"], []),
     "stack-wait-timeout-zero": (
-        {"ollama_stack_wait_timeout": 0}, "lpfleet.ai.ollama_stack : Require finite numbers in range",
+        {"ollama_stack_wait_timeout": 0}, ROLE_CHECKS,
         ["ollama_stack_wait_timeout", "from 1 to 86400", "Fix:"], []),
     "keep-alive-forever": (
-        {"ollama_models_keep_alive": "forever"}, "lpfleet.ai.ollama_models : Require a keep_alive Ollama reads",
+        {"ollama_models_keep_alive": "forever"}, ROLE_CHECKS,
         ["ollama_models_keep_alive", '"forever"', "Fix:", "24h"], []),
     "token-file-world-readable": (
         {"ai_models_mode": "0644"}, "lpfleet.ai.ai_models : Stop on entries or a mode the module refuses",
         ["mode", "0644", "runner token", "Fix:", "0600"], []),
     "verify-deadline-nan": (
-        {"verify_deadline": "nan"}, "lpfleet.ai.verify : Require finite numbers in range",
+        {"verify_deadline": "nan"}, ROLE_CHECKS,
         ["verify_deadline", '"nan"', "finite", "Fix:"], []),
     "menu-price-infinite": (
         {"lpfleet_model_menu": [dict(LLAMA_8B, price_per_unit=float("inf"))]}, PLAN_STEP,
@@ -306,29 +306,56 @@ ONE_BAD_VALUE_CASES: dict[str, tuple[dict[str, Any], str, list[str], list[str]]]
         PLAN_STEP, ["lpfleet_model_menu[1].ollama_tag", "qwen2.5 7b", "Fix:"], []),
     "runner-token-with-a-newline": (
         {"lpfleet_runner_token": RUNNER_SECRET + "\nx"},
-        "lpfleet.ai.ollama_stack : Require a token that an env file can carry",
+        ROLE_CHECKS,
         ["lpfleet_runner_token", "line breaks", "Fix:"], [RUNNER_SECRET]),
 }
 
 
 @pytest.mark.parametrize("case", list(ONE_BAD_VALUE_CASES))
-def test_one_bad_value_stops_site_yml_before_any_change(fault_lab: FaultLab, case: str) -> None:
-    extra_vars, task, fragments, secrets = ONE_BAD_VALUE_CASES[case]
-    mark_host(FRESH)
+def test_one_bad_value_stops_site_yml_before_any_change(bad_input_run: PlayResult, case: str) -> None:
+    _extra_vars, task, fragments, secrets = ONE_BAD_VALUE_CASES[case]
+    alias, result = case_alias(case), bad_input_run
 
-    result = fault_lab.runner.run("site.yml", FRESH.name, extra_vars, timeout=300)
-
-    assert result.returncode != 0, f"site.yml passed:\n{result.describe()}"
-    failure = result.the_failure_of(FRESH.name)
+    failure = result.the_failure_of(alias)
     expected_task = task if " : " in task else PREFLIGHT + task
-    assert failure.task.startswith(expected_task), f"stopped in {failure.task!r}:\n{result.describe()}"
+    assert failure.task.startswith(expected_task), f"{alias} stopped in {failure.task!r}:\n{result.describe()}"
     assert_names(failure.msg, *fragments, result=result)
     if SPEC_TASK not in task:
-        assert_names(failure.msg, FRESH.name, result=result)
+        assert_names(failure.msg, alias, result=result)
+    # The whole run's output: no case's secret anywhere in it.
     leaked = [secret for secret in secrets if secret in result.output]
     assert not leaked, f"{leaked} shown in the output:\n{result.describe()}"
-    assert result.recap[FRESH.name]["changed"] == 0, result.describe()
+    assert result.recap[alias]["changed"] == 0, result.describe()
     assert_pristine(FRESH)
+
+
+# --- 1-6 and 6b in one run ------------------------------------------------------------------------
+# An ansible-playbook run costs seconds of start-up, fact gathering and preflight; the cases above share
+# one: each case is an inventory alias of its host (lab/state's connection, the case's settings as host
+# vars in place of -e), and site.yml runs on all of them at once. Each alias stops on its own failure
+# (site.yml: any_errors_fatal false); the others go on, as on a fleet.
+
+
+def case_alias(case: str) -> str:
+    """The inventory name of CASE's alias of its host: the name the failure message must give."""
+    return f"case-{case}"
+
+
+@pytest.fixture(scope="module")
+def bad_input_run(fault_lab: FaultLab, tmp_path_factory: pytest.TempPathFactory) -> PlayResult:
+    """site.yml once for every case of PREFLIGHT_CASES and ONE_BAD_VALUE_CASES, after marking their hosts."""
+    aliases = {case_alias(case): (host, extra_vars or {})
+               for case, (host, extra_vars, _task, _fragments) in PREFLIGHT_CASES.items()}
+    aliases.update({case_alias(case): (FRESH, extra_vars)
+                    for case, (extra_vars, _task, _fragments, _secrets) in ONE_BAD_VALUE_CASES.items()})
+    runner = PlaybookRunner(tmp_path_factory.mktemp("bad-input"), [], aliases)
+    for host in {host for host, _vars in aliases.values()}:
+        mark_host(host)
+    result = runner.run("site.yml", ",".join(aliases), timeout=900)
+    print(f"\nbad input: {len(aliases)} cases in one site.yml run, {result.seconds:.1f} s")
+    assert result.returncode != 0, f"site.yml passed:\n{result.describe()}"
+    assert set(result.recap) == set(aliases), f"not every case ran:\n{result.describe()}"
+    return result
 
 
 # The same one validation pass guards a rollout: a host whose preflight checks fail is neither
