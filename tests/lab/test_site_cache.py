@@ -109,6 +109,14 @@ def test_a_model_is_downloaded_once_per_site_and_a_gone_cache_falls_back(site):
                   for name, host in hosts.items()}
     assert len(set(same_blobs.values())) == 1, same_blobs
 
+    # The same run again changes nothing and downloads nothing.
+    since = time.time() - 1
+    again = rollout(runner, ["llama3.2:3b"], addresses[CACHE])
+    assert again.returncode == 0, again.describe()
+    assert {name: recap["changed"] for name, recap in again.recap.items()} == dict.fromkeys(hosts, 0), \
+        again.describe()
+    assert all(blob_bytes(registry, address, since) == 0 for address in addresses.values())
+
     # 2. The cache host's server is gone when the next rollout (which, like rollout_models.yml, does not run
     # the site_cache role) copies: each host pulls from upstream, the run says so and still succeeds.
     hosts[CACHE].exec("systemctl", "stop", "lpfleet-site-cache")
