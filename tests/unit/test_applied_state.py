@@ -258,3 +258,13 @@ def test_the_role_code_digest_follows_the_role_files(tmp_path):
     assert role_code_sha256(str(tmp_path)) == before
     (tmp_path / "tasks" / "apply.yml").write_text("- name: b\n")
     assert role_code_sha256(str(tmp_path)) != before
+
+
+def test_the_inputs_are_the_variables_the_role_declares_but_the_skip_switch():
+    from ansible_collections.lpfleet.ai.plugins.action.applied_state import declared_variables
+
+    role = Path(__file__).resolve().parents[2] / "roles" / "ollama_models"
+    names = declared_variables(str(role))
+    assert {"lpfleet_plan", "ollama_models_prune", "ollama_models_keep_alive"} <= set(names)
+    assert "lpfleet_skip_unchanged" not in names
+    assert declared_variables(str(role / "no-such-role")) == []
