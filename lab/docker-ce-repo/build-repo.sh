@@ -33,14 +33,13 @@
 set -euo pipefail
 umask 022
 
-if [ "$#" -ne 2 ] || [ -z "$1" ] || [ -z "$2" ]; then
-  echo "usage: $0 DEBDIR OUTDIR" >&2
-  exit 2
-fi
-
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=../lib/script.sh
+. "$here/../lib/script.sh"
+# shellcheck source=../lib/apt-repo.sh
+. "$here/../lib/apt-repo.sh"
+need_args 2 2 "DEBDIR OUTDIR" "$@"
 debdir="$(cd "$1" && pwd)"
-outdir="$2"
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1748563200}"
 glibc_max="${GLIBC_MAX:-2.36}"
 suite="bookworm"
@@ -52,29 +51,9 @@ key_fingerprint="DE074874E0F1F2DBB9187173C08E7092D541CBC6"
 key_email="docker-repo@lpfleet-lab.invalid"
 maintainer="lpfleet lab <${key_email}>"
 
-missing=""
-for tool in dpkg-deb dpkg-scanpackages gpg gpgconf gzip objdump md5sum sha1sum sha256sum sha512sum; do
-  command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
-done
-if [ -n "$missing" ]; then
-  echo "$0: missing tools:$missing; install them with: apt-get install dpkg-dev gnupg binutils" >&2
-  exit 1
-fi
-
-mkdir -p "$outdir"
-outdir="$(cd "$outdir" && pwd)"
-workdir="$(mktemp -d)"
-stage="$(mktemp -d "$outdir/.linux.XXXXXX")"
-gnupghome=""
-
-cleanup() {
-  if [ -n "$gnupghome" ]; then
-    GNUPGHOME="$gnupghome" gpgconf --kill all >/dev/null 2>&1 || true
-    if [ -z "${LPFLEET_LAB_REPO_GNUPGHOME:-}" ]; then rm -rf "$gnupghome"; fi
-  fi
-  rm -rf "$workdir" "$stage"
-}
-trap cleanup EXIT
+need_tools "install them with: apt-get install dpkg-dev gnupg binutils" \
+  dpkg-deb dpkg-scanpackages gpg gpgconf gzip objdump md5sum sha1sum sha256sum sha512sum
+repo_stage "$2" linux
 
 # The one .deb of PACKAGE in DEBDIR, extracted under $workdir/debian/PACKAGE; prints its version.
 unpack_debian() { # PACKAGE
@@ -279,8 +258,7 @@ Enhances: docker-ce-cli
 CONTROL
 }
 
-write_release() { # SUITE_DIR
-  local algorithm tool file
+write_release() {
   {
     echo "Origin: Docker"
     echo "Label: Docker CE (lpfleet-lab stand-in)"
@@ -289,27 +267,8 @@ write_release() { # SUITE_DIR
     echo "Architectures: $arch"
     echo "Components: stable"
     echo "Description: Docker CE packages for Debian $suite (lpfleet-lab stand-in)"
-    echo "Date: $(LC_ALL=C date -u -d "@$SOURCE_DATE_EPOCH" '+%a, %d %b %Y %H:%M:%S UTC')"
-    for algorithm in MD5Sum:md5sum SHA1:sha1sum SHA256:sha256sum SHA512:sha512sum; do
-      tool="${algorithm#*:}"
-      echo "${algorithm%%:*}:"
-      for file in stable/binary-$arch/Packages stable/binary-$arch/Packages.gz stable/binary-$arch/Release; do
-        printf ' %s %8d %s\n' "$("$tool" "$file" | cut -d' ' -f1)" "$(stat -c %s "$file")" "$file"
-      done
-    done
+    repo_release_tail "stable/binary-$arch/Packages" "stable/binary-$arch/Packages.gz" "stable/binary-$arch/Release"
   } >Release
-}
-
-setup_signing_key() {
-  if [ -n "${LPFLEET_LAB_REPO_GNUPGHOME:-}" ]; then
-    gnupghome="$LPFLEET_LAB_REPO_GNUPGHOME"
-    mkdir -p "$gnupghome"
-  else
-    gnupghome="$(mktemp -d)"
-  fi
-  chmod 0700 "$gnupghome"
-  export GNUPGHOME="$gnupghome"
-  gpg --batch --quiet --import "$here/lab-signing-key.asc"
 }
 
 base="$stage/debian"
@@ -321,7 +280,7 @@ build_docker_ce_cli
 build_containerd_io
 build_cli_plugin docker-buildx-plugin docker-buildx docker-buildx "Docker Buildx CLI plugin"
 build_cli_plugin docker-compose-plugin docker-compose docker-compose "Docker Compose (V2) CLI plugin"
-setup_signing_key
+repo_import_key "$here/lab-signing-key.asc"
 
 (
   cd "$base"
@@ -331,15 +290,7 @@ setup_signing_key
     "$suite" "$arch" >"dists/$suite/stable/binary-$arch/Release"
   cd "dists/$suite"
   write_release
-  gpg --batch --yes --quiet --local-user "$key_fingerprint" --digest-algo SHA512 --clearsign -o InRelease Release
-  gpg --batch --yes --quiet --local-user "$key_fingerprint" --digest-algo SHA512 --armor --detach-sign -o Release.gpg Release
+  repo_sign "$key_fingerprint" "$base/gpg"
 )
-gpg --batch --armor --export "$key_fingerprint" >"$base/gpg"
-find "$stage" -type d -exec chmod 0755 {} +
-find "$stage" -type f -exec chmod 0644 {} +
-
-rm -rf "$outdir/linux.old"
-if [ -e "$outdir/linux" ]; then mv "$outdir/linux" "$outdir/linux.old"; fi
-mv "$stage" "$outdir/linux"
-rm -rf "$outdir/linux.old"
+repo_publish
 echo "built $(grep -c '^Package:' "$outdir/linux/debian/dists/$suite/stable/binary-$arch/Packages") packages for $suite in $outdir/linux"

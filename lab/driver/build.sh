@@ -3,19 +3,13 @@
 # Usage: lab/driver/build.sh OUTDIR        (CC overrides the compiler, default gcc)
 set -euo pipefail
 
-if [ "$#" -ne 1 ] || [ -z "$1" ]; then
-  echo "usage: $0 OUTDIR" >&2
-  exit 2
-fi
-
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=../lib/script.sh
+. "$here/../lib/script.sh"
+need_args 1 1 OUTDIR "$@"
 outdir="$1"
 cc="${CC:-gcc}"
-
-if ! command -v "$cc" >/dev/null 2>&1; then
-  echo "$0: C compiler '$cc' not found; install gcc (apt-get install gcc libc6-dev) or set CC" >&2
-  exit 1
-fi
+need_tools "install gcc (apt-get install gcc libc6-dev) or set CC to a C compiler" "$cc"
 
 mkdir -p "$outdir"
 tmp="$(mktemp "$outdir/.libnvidia-ml.so.1.XXXXXX")"

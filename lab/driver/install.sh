@@ -10,12 +10,10 @@
 #   BUILT_LIBNVIDIA_ML: a libnvidia-ml.so.1 from lab/driver/build.sh; built here when omitted.
 set -euo pipefail
 
-if [ "$#" -lt 2 ] || [ "$#" -gt 3 ]; then
-  echo "usage: $0 DESTDIR PROFILE_JSON [BUILT_LIBNVIDIA_ML]" >&2
-  exit 2
-fi
-
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=../lib/script.sh
+. "$here/../lib/script.sh"
+need_args 2 3 "DESTDIR PROFILE_JSON [BUILT_LIBNVIDIA_ML]" "$@"
 destdir="$1"
 profile="$2"
 prebuilt="${3:-}"

@@ -23,13 +23,12 @@
 set -euo pipefail
 umask 022
 
-if [ "$#" -ne 1 ] || [ -z "$1" ]; then
-  echo "usage: $0 OUTDIR" >&2
-  exit 2
-fi
-
 here="$(cd "$(dirname "$0")" && pwd)"
-outdir="$1"
+# shellcheck source=../lib/script.sh
+. "$here/../lib/script.sh"
+# shellcheck source=../lib/apt-repo.sh
+. "$here/../lib/apt-repo.sh"
+need_args 1 1 OUTDIR "$@"
 versions="${LPFLEET_LAB_TOOLKIT_VERSIONS:-1.17.7-1 1.17.8-1}"
 base_url="${LPFLEET_LAB_REPO_BASE_URL:-http://nvidia-repo/libnvidia-container}"
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1748563200}"
@@ -40,29 +39,9 @@ key_fingerprint="9DD2D656C930AE2E8AD7D9E5F538EFB59789438D"
 key_email="nvidia-repo@lpfleet-lab.invalid"
 maintainer="lpfleet lab <${key_email}>"
 
-missing=""
-for tool in dpkg-deb dpkg-scanpackages gpg gpgconf gzip md5sum sha1sum sha256sum sha512sum; do
-  command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
-done
-if [ -n "$missing" ]; then
-  echo "$0: missing tools:$missing; install them with: apt-get install dpkg-dev gnupg" >&2
-  exit 1
-fi
-
-mkdir -p "$outdir"
-outdir="$(cd "$outdir" && pwd)"
-workdir="$(mktemp -d)"
-stage="$(mktemp -d "$outdir/.libnvidia-container.XXXXXX")"
-gnupghome=""
-
-cleanup() {
-  if [ -n "$gnupghome" ]; then
-    GNUPGHOME="$gnupghome" gpgconf --kill all >/dev/null 2>&1 || true
-    if [ -z "${LPFLEET_LAB_REPO_GNUPGHOME:-}" ]; then rm -rf "$gnupghome"; fi
-  fi
-  rm -rf "$workdir" "$stage"
-}
-trap cleanup EXIT
+need_tools "install them with: apt-get install dpkg-dev gnupg" \
+  dpkg-deb dpkg-scanpackages gpg gpgconf gzip md5sum sha1sum sha256sum sha512sum
+repo_stage "$1" libnvidia-container
 
 # Copies a source file into a package tree; Python sources get a shebang and the
 # package's upstream version.
@@ -147,58 +126,26 @@ build_all_packages() {
 }
 
 write_release() {
-  local algorithm tool file
   {
     echo "Origin: lpfleet-lab"
     echo "Label: libnvidia-container (lpfleet-lab stand-in)"
     echo "Architectures: $arch"
-    echo "Date: $(LC_ALL=C date -u -d "@$SOURCE_DATE_EPOCH" '+%a, %d %b %Y %H:%M:%S UTC')"
-    for algorithm in MD5Sum:md5sum SHA1:sha1sum SHA256:sha256sum SHA512:sha512sum; do
-      tool="${algorithm#*:}"
-      echo "${algorithm%%:*}:"
-      for file in Packages Packages.gz; do
-        printf ' %s %8d %s\n' "$("$tool" "$file" | cut -d' ' -f1)" "$(stat -c %s "$file")" "$file"
-      done
-    done
+    repo_release_tail Packages Packages.gz
   } >Release
-}
-
-setup_signing_key() {
-  if [ -n "${LPFLEET_LAB_REPO_GNUPGHOME:-}" ]; then
-    gnupghome="$LPFLEET_LAB_REPO_GNUPGHOME"
-    mkdir -p "$gnupghome"
-  else
-    gnupghome="$(mktemp -d)"
-  fi
-  chmod 0700 "$gnupghome"
-  export GNUPGHOME="$gnupghome"
-  gpg --batch --quiet --import "$here/lab-signing-key.asc"
-}
-
-sign_release() {
-  gpg --batch --yes --quiet --local-user "$key_fingerprint" --digest-algo SHA512 --clearsign -o InRelease Release
-  gpg --batch --yes --quiet --local-user "$key_fingerprint" --digest-algo SHA512 --armor --detach-sign -o Release.gpg Release
 }
 
 repo="$stage/stable/deb/$arch"
 install -d -m 0755 "$repo"
 build_all_packages
-setup_signing_key
+repo_import_key "$here/lab-signing-key.asc"
 
 (
   cd "$repo"
   dpkg-scanpackages --multiversion . /dev/null >Packages 2>/dev/null
   gzip -9 -n -c Packages >Packages.gz
   write_release
-  sign_release
-  gpg --batch --armor --export "$key_fingerprint" >"$stage/gpgkey"
+  repo_sign "$key_fingerprint" "$stage/gpgkey"
 )
 echo "deb ${base_url}/stable/deb/\$(ARCH) /" >"$stage/stable/deb/nvidia-container-toolkit.list"
-find "$stage" -type d -exec chmod 0755 {} +
-find "$stage" -type f -exec chmod 0644 {} +
-
-rm -rf "$outdir/libnvidia-container.old"
-if [ -e "$outdir/libnvidia-container" ]; then mv "$outdir/libnvidia-container" "$outdir/libnvidia-container.old"; fi
-mv "$stage" "$outdir/libnvidia-container"
-rm -rf "$outdir/libnvidia-container.old"
+repo_publish
 echo "built $(grep -c '^Package:' "$outdir/libnvidia-container/stable/deb/$arch/Packages") packages ($versions) in $outdir/libnvidia-container"
