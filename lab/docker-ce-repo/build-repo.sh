@@ -50,6 +50,9 @@ arch="amd64"
 key_fingerprint="DE074874E0F1F2DBB9187173C08E7092D541CBC6"
 key_email="docker-repo@lpfleet-lab.invalid"
 maintainer="lpfleet lab <${key_email}>"
+deb_section="admin"
+deb_homepage="https://www.docker.com"
+deb_compression="-Zgzip -z1"
 
 need_tools "install them with: apt-get install dpkg-dev gnupg binutils" \
   dpkg-deb dpkg-scanpackages gpg gpgconf gzip objdump md5sum sha1sum sha256sum sha512sum
@@ -156,28 +159,10 @@ POSTRM
   chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
 }
 
-# Writes DEBIAN/control (FIELD: value lines on stdin are appended) and builds the .deb.
+# Builds $workdir/pkg/PACKAGE into the pool (FIELD: value lines on stdin go into DEBIAN/control).
 build_deb() { # PACKAGE VERSION DESCRIPTION
-  local package="$1" version="$2" description="$3"
-  local root="$workdir/pkg/$package"
-  local size
-  size="$(du -sk --apparent-size --exclude=DEBIAN "$root" | cut -f1)"
-  install -d -m 0755 "$root/DEBIAN"
-  {
-    echo "Package: $package"
-    echo "Version: $version"
-    echo "Architecture: $arch"
-    echo "Maintainer: $maintainer"
-    echo "Installed-Size: $size"
-    cat
-    echo "Section: admin"
-    echo "Priority: optional"
-    echo "Homepage: https://www.docker.com"
-    echo "Description: $description (lpfleet-lab stand-in)"
-    echo " Stand-in for Docker's $package, built from Debian's packages for lpfleet's lab."
-  } >"$root/DEBIAN/control"
-  find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-  dpkg-deb --root-owner-group -Zgzip -z1 --build "$root" "$pool/${package}_${version#*:}_${arch}.deb" >/dev/null
+  repo_build_deb "$workdir/pkg/$1" "$pool" "$1" "$2" "$3" \
+    "Stand-in for Docker's $1, built from Debian's packages for lpfleet's lab."
 }
 
 deb_version() { # UPSTREAM

@@ -12,6 +12,7 @@
 #                                SHA512, and exports the public key ASCII-armoured to KEY
 #   repo_publish                 files 0644, directories 0755; the stage replaces OUTDIR/NAME only now,
 #                                once it is complete
+#   repo_build_deb ...           one package (see below)
 
 repo_stage() { # OUTDIR NAME
   repo_name="$2"
@@ -68,4 +69,30 @@ repo_publish() {
   if [ -e "$outdir/$repo_name" ]; then mv "$outdir/$repo_name" "$outdir/$repo_name.old"; fi
   mv "$stage" "$outdir/$repo_name"
   rm -rf "$outdir/$repo_name.old"
+}
+
+# Writes ROOT/DEBIAN/control and builds ROOT into DIR/PACKAGE_VERSION_ARCH.deb (the version's epoch
+# left out of the name), every file dated SOURCE_DATE_EPOCH. Control fields beyond the common ones
+# come on stdin. The caller sets arch, maintainer, deb_section, deb_homepage and deb_compression
+# (dpkg-deb's compression options).
+repo_build_deb() { # ROOT DIR PACKAGE VERSION SUMMARY DETAIL
+  local root="$1" dir="$2" package="$3" version="$4" summary="$5" detail="$6" size
+  size="$(du -sk --apparent-size --exclude=DEBIAN "$root" | cut -f1)"
+  install -d -m 0755 "$root/DEBIAN"
+  {
+    echo "Package: $package"
+    echo "Version: $version"
+    echo "Architecture: $arch"
+    echo "Maintainer: $maintainer"
+    echo "Installed-Size: $size"
+    cat
+    echo "Section: $deb_section"
+    echo "Priority: optional"
+    echo "Homepage: $deb_homepage"
+    echo "Description: $summary (lpfleet-lab stand-in)"
+    echo " $detail"
+  } >"$root/DEBIAN/control"
+  find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  # shellcheck disable=SC2086 # deb_compression is several options
+  dpkg-deb --root-owner-group $deb_compression --build "$root" "$dir/${package}_${version#*:}_${arch}.deb" >/dev/null
 }

@@ -38,6 +38,9 @@ arch="amd64"
 key_fingerprint="9DD2D656C930AE2E8AD7D9E5F538EFB59789438D"
 key_email="nvidia-repo@lpfleet-lab.invalid"
 maintainer="lpfleet lab <${key_email}>"
+deb_section="utils"
+deb_homepage="https://github.com/NVIDIA/nvidia-container-toolkit"
+deb_compression="-Zxz"
 
 need_tools "install them with: apt-get install dpkg-dev gnupg" \
   dpkg-deb dpkg-scanpackages gpg gpgconf gzip md5sum sha1sum sha256sum sha512sum
@@ -86,24 +89,9 @@ build_package() { # PACKAGE VERSION DEPENDS DESCRIPTION FILE...
     put_file "$here/src/$source" "$root$destination" "$mode" "$upstream"
   done
   put_readme "$root" "$package"
-  local size
-  size="$(du -sk --apparent-size "$root" | cut -f1)"
-  install -d -m 0755 "$root/DEBIAN"
-  {
-    echo "Package: $package"
-    echo "Version: $version"
-    echo "Architecture: $arch"
-    echo "Maintainer: $maintainer"
-    echo "Installed-Size: $size"
-    if [ -n "$depends" ]; then echo "Depends: $depends"; fi
-    echo "Section: utils"
-    echo "Priority: optional"
-    echo "Homepage: https://github.com/NVIDIA/nvidia-container-toolkit"
-    echo "Description: $description (lpfleet-lab stand-in)"
-    echo " Stand-in for NVIDIA's $package, for lpfleet's lab hosts without a GPU."
-  } >"$root/DEBIAN/control"
-  find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-  dpkg-deb --root-owner-group -Zxz --build "$root" "$repo/${package}_${version}_${arch}.deb" >/dev/null
+  if [ -n "$depends" ]; then echo "Depends: $depends"; fi |
+    repo_build_deb "$root" "$repo" "$package" "$version" "$description" \
+      "Stand-in for NVIDIA's $package, for lpfleet's lab hosts without a GPU."
 }
 
 build_all_packages() {
