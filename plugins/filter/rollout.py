@@ -26,12 +26,13 @@ def status(result: str, **kwargs: Any) -> dict[str, Any]:
     return rollout.host_status(result, **kwargs)
 
 
-def record(status_: Mapping[str, Any], rollout_id: str, started: str, finished: Any = None) -> dict[str, Any]:
-    return rollout.record(rollout_id, started, status_, finished)
+def record(status_: Mapping[str, Any], rollout_id: str, started: str, finished: Any = None,
+           site_outcome: Any = None) -> dict[str, Any]:
+    return rollout.record(rollout_id, started, status_, finished, site_outcome)
 
 
-def outcomes(hosts: Any, statuses: Mapping[str, Any], active_hosts: Any) -> dict[str, Any]:
-    return rollout.outcomes(hosts, statuses, active_hosts)
+def outcomes(hosts: Any, statuses: Mapping[str, Any], active_hosts: Any, site_outcomes: Any = None) -> dict[str, Any]:
+    return rollout.outcomes(hosts, statuses, active_hosts, site_outcomes)
 
 
 def failure(task: Any, result: Any) -> str:

@@ -6,7 +6,9 @@
 A host record (built by `host_record` from what playbooks/fleet_report.yml read on the host):
 
     host, gpus (lpfleet_gpus), plan (from plan_ai_models), models_present, models_loaded,
-    runners: [{name, url, ok, status, detail}], problems, last_rollout (the host's last-rollout.json),
+    runners: [{name, url, ok, status, detail}], problems, last_rollout (the host's last-rollout.json; its
+    site_fallback, the models pulled from upstream because the site's cache could not give them, is said
+    in the Last rollout table),
     error (str, when the host failed)
 
 Every renderer works on the records with their secrets masked (module_utils/secrets.py): the plan's
@@ -21,6 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from ansible_collections.lpfleet.ai.plugins.module_utils.ollama_state import listed_key
 from ansible_collections.lpfleet.ai.plugins.module_utils.secrets import scrub
+from ansible_collections.lpfleet.ai.plugins.plugin_utils.rollout import site_fallback_text
 from ansible_collections.lpfleet.ai.plugins.plugin_utils.tables import format_table
 
 HOST_HEADERS = ("HOST", "GPUS", "PLACED", "UNPLACED", "MODELS PRESENT", "LOADED", "RUNNERS")
@@ -141,6 +144,8 @@ def rollout_rows(records: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
         last = record.get("last_rollout")
         if isinstance(last, Mapping):
             detail = str(last.get("message") or "") + (": %s" % last["error"] if last.get("error") else "")
+            fallback = site_fallback_text(last.get("site_fallback") or [])
+            detail += "; %s" % fallback if fallback else ""
             rows.append([record["host"], last.get("result", "?"), last.get("rollout_id") or "-",
                          last.get("finished") or "-", detail])
         elif not record.get("error"):

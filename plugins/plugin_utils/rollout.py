@@ -10,6 +10,9 @@ Pure functions over plain data, so that each decision is unit-tested (tests/unit
 - `host_status`: the outcome a host records (result, message, error, pulled, pruned), one message
   per result, so the summary, last-rollout.json and the fleet report say the same thing.
 - `record`: the document written to <rollout_status_dir>/last-rollout.json.
+- `site_fallback`: the models a host of a site pulled from upstream because its site's cache host could
+  not give them, with the reason (from ollama_models_site_outcome); the record, the outcomes and the
+  summary table carry it.
 - `outcomes`: every targeted host's final outcome, seen from the control node: a host still
   `switching` or `restoring` that is no longer active was cut off mid-switch (it ran neither its
   rescue nor its always); batches whose failures stopped the rollout (`batch_stops`).
@@ -112,11 +115,34 @@ def host_status(result: str, plan: Mapping[str, Any] | None = None, error: str |
     raise ValueError(f"unknown rollout result {result!r}; expected one of {', '.join(RESULTS)}")
 
 
-def record(rollout_id: str, started: str, status: Mapping[str, Any], finished: str | None) -> dict[str, Any]:
+def site_fallback(site_outcome: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """The models the host pulled from upstream because its site's cache host could not give them, each with
+    the reason ([{model, reason}]), from ollama_models_site_outcome (None or {}: the host copied nothing)."""
+    if not site_outcome:
+        return []
+    if not isinstance(site_outcome, Mapping) or not isinstance(site_outcome.get("fallback", []), list):
+        raise ValueError("expected ollama_models_site_outcome (a mapping with a list 'fallback'), "
+                         f"not {site_outcome!r}")
+    return [{"model": str(item.get("model")), "reason": str(item.get("reason") or "no reason given")}
+            for item in site_outcome.get("fallback", [])]
+
+
+def site_fallback_text(fallback: Sequence[Mapping[str, Any]]) -> str:
+    """One sentence for the tables; empty when nothing fell back."""
+    if not fallback:
+        return ""
+    return "from upstream, not the site's cache: " + " | ".join(f"{item['model']} ({item['reason']})"
+                                                                 for item in fallback)
+
+
+def record(rollout_id: str, started: str, status: Mapping[str, Any], finished: str | None,
+           site_outcome: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The document of <rollout_status_dir>/last-rollout.json: the rollout, when, and the host's outcome.
-    `finished` is None while the host waits for its batch or is in the middle of its switch."""
+    `finished` is None while the host waits for its batch or is in the middle of its switch.
+    `site_fallback` lists the models pulled from upstream because the site's cache could not give them."""
     document: dict[str, Any] = {"rollout_id": rollout_id, "started": started, "finished": None, "error": None,
-                                "pulled": [], "pruned": [], "ai_models_changed": False}
+                                "pulled": [], "pruned": [], "ai_models_changed": False,
+                                "site_fallback": site_fallback(site_outcome)}
     document.update(status)
     document["finished"] = None if status.get("result") in ("prepulled",) + IN_PROGRESS else finished
     return document
@@ -152,10 +178,17 @@ def outcome(status: Mapping[str, Any] | None, active: bool) -> dict[str, Any]:
     return dict(status)
 
 
-def outcomes(hosts: Sequence[str], statuses: Mapping[str, Any], active_hosts: Iterable[str]) -> dict[str, Any]:
-    """Every targeted host's final outcome (see `outcome`), by host."""
+def outcomes(hosts: Sequence[str], statuses: Mapping[str, Any], active_hosts: Iterable[str],
+             site_outcomes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every targeted host's final outcome (see `outcome`), by host; with `site_fallback` (see `site_fallback`)
+    from SITE_OUTCOMES (each host's ollama_models_site_outcome, by host) when any model fell back to upstream."""
     active = set(active_hosts)
-    return {host: outcome(statuses.get(host), host in active) for host in hosts}
+    final = {host: outcome(statuses.get(host), host in active) for host in hosts}
+    for host in hosts:
+        fallback = site_fallback((site_outcomes or {}).get(host))
+        if fallback:
+            final[host]["site_fallback"] = fallback
+    return final
 
 
 # A host whose switch failed (or never ended); with `failed` (its plan or pre-pull failed), a host that failed.
@@ -280,6 +313,8 @@ def summary_table(hosts: Sequence[str], final: Mapping[str, Mapping[str, Any]]) 
     for host in hosts:
         status = final[host]
         detail = status.get("message", "") + (f": {status['error']}" if status.get("error") else "")
+        fallback = site_fallback_text(status.get("site_fallback") or [])
+        detail += f"; {fallback}" if fallback else ""
         rows.append([host, status.get("result"), _tags_cell(status.get("pulled", [])),
                      _tags_cell(status.get("pruned", [])), detail])
     return "\n".join(format_table(["HOST", "RESULT", "PULLED", "PRUNED", "DETAIL"], rows))

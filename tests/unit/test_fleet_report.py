@@ -174,3 +174,13 @@ def test_the_last_rollout_section_in_text_and_markdown():
     markdown = fleet_report(records, format="markdown")
     assert "| a | failed | r2 | t | rolled back: pull failed |" in markdown
     assert fleet_report([RECORDS[0]]).endswith("== Last rollout ==\n(none)")
+
+
+def test_the_last_rollout_says_which_models_came_from_upstream_instead_of_the_site_cache():
+    fallback = [{"model": "qwen2.5:7b", "reason": "the cache host's pull failed (boom)"}]
+    records = [dict(RECORDS[1], last_rollout={"result": "switched", "rollout_id": "r3", "finished": "t",
+                                              "message": "switched", "site_fallback": fallback})]
+    section = fleet_report(records).split("== Last rollout ==\n")[1].splitlines()
+    assert section[1].split(None, 4)[4] == (
+        "switched; from upstream, not the site's cache: qwen2.5:7b (the cache host's pull failed (boom))")
+    assert "from upstream, not the site's cache: qwen2.5:7b" in fleet_report(records, format="markdown")

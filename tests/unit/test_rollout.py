@@ -191,3 +191,32 @@ def test_by_host_reads_one_variable_of_each_host_and_none_where_there_is_none():
     assert by_host(["a"], hostvars, "rollout_plan") == {"a": {"pull": []}}
     with pytest.raises(AnsibleFilterError, match="rollout_by_host.*list of host names"):
         by_host("a", hostvars)
+
+
+SITE_OUTCOME = {"site": "ams1", "cache_host": "c1", "copied": ["mistral:7b"], "local": [], "bytes_copied": 10,
+                "fallback": [{"model": "qwen2.5:7b", "reason": "the cache host could not be reached (timed out)"}],
+                "message": "qwen2.5:7b from upstream: ..."}
+
+
+def test_the_record_says_which_models_fell_back_to_upstream_and_why():
+    status = rollout.host_status("prepulled", {"pull": ["mistral:7b", "qwen2.5:7b"]})
+    document = FILTERS["rollout_record"](status, "r1", "t0", "t1", site_outcome=SITE_OUTCOME)
+    assert document["site_fallback"] == [{"model": "qwen2.5:7b",
+                                          "reason": "the cache host could not be reached (timed out)"}]
+    # A host without a site (no outcome) or whose cache gave everything: an empty list, said nowhere.
+    assert FILTERS["rollout_record"](status, "r1", "t0", "t1")["site_fallback"] == []
+    assert rollout.record("r1", "t0", status, "t1", dict(SITE_OUTCOME, fallback=[]))["site_fallback"] == []
+    with pytest.raises(AnsibleFilterError, match="ollama_models_site_outcome"):
+        FILTERS["rollout_record"](status, "r1", "t0", "t1", site_outcome={"fallback": "qwen2.5:7b"})
+
+
+def test_the_summary_says_per_host_which_models_came_from_upstream_instead_of_the_site_cache():
+    statuses = {"m1": rollout.host_status("switched", {"pull": ["qwen2.5:7b"]}),
+                "m2": rollout.host_status("switched", {"pull": ["qwen2.5:7b"]})}
+    final = FILTERS["rollout_outcomes"](["m1", "m2"], statuses, ["m1", "m2"], {"m1": SITE_OUTCOME, "m2": None})
+    assert final["m1"]["site_fallback"][0]["model"] == "qwen2.5:7b" and "site_fallback" not in final["m2"]
+    summary = FILTERS["rollout_summary_table"](final).splitlines()
+    assert summary[1].startswith("m1") and summary[1].endswith(
+        "switched to the new menu and verified; from upstream, not the site's cache: "
+        "qwen2.5:7b (the cache host could not be reached (timed out))")
+    assert summary[2].rstrip().endswith("switched to the new menu and verified")
