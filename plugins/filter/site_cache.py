@@ -49,7 +49,8 @@ _value:
   type: dict
 """
 
-# The second filter of this file, site_cache_outcome, is documented in site_cache_outcome.yml.
+# The other filters of this file are documented in site_cache_outcome.yml, site_registry_mirrors.yml and
+# with_registry_mirrors.yml.
 
 from collections.abc import Mapping
 from typing import Any
@@ -96,6 +97,44 @@ def site_cache(host: str, hostvars: Mapping[str, Any], hosts: list[str]) -> dict
             "cache_url": _cache_url(cache_host, hostvars[cache_host]), "members": members, "problem": ""}
 
 
+DEFAULT_REGISTRY_PORT = 5000
+
+
+def site_registry_mirrors(host: str, hostvars: Mapping[str, Any], hosts: list[str]) -> list[str]:
+    """The filter: see site_registry_mirrors.yml."""
+    part = site_cache(host, hostvars, hosts)
+    if part["mode"] != "member" or part["problem"]:
+        return []
+    cache_vars = hostvars[part["cache_host"]]
+    if not _flag(hostvars[host].get("lpfleet_site_registry_mirror"), "lpfleet_site_registry_mirror"):
+        return []
+    address = cache_vars.get("lpfleet_site_cache_address") or cache_vars.get("ansible_host") or part["cache_host"]
+    if ":" in str(address) and not str(address).startswith("["):
+        address = "[%s]" % address
+    port = cache_vars.get("lpfleet_site_registry_port") or DEFAULT_REGISTRY_PORT
+    return ["http://%s:%s" % (address, port)]
+
+
+def _flag(value: Any, name: str) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0", ""):
+        return value.lower() in ("true", "yes", "on", "1")
+    raise AnsibleFilterError("site_registry_mirrors: %s must be true or false, got %r" % (name, value))
+
+
+def with_registry_mirrors(options: Mapping[str, Any], mirrors: list[str]) -> dict[str, Any]:
+    """The filter: see with_registry_mirrors.yml."""
+    if not isinstance(options, Mapping):
+        raise AnsibleFilterError("with_registry_mirrors: expected daemon.json options (a mapping), got %r" % (options,))
+    if not isinstance(mirrors, list) or not all(isinstance(url, str) for url in mirrors):
+        raise AnsibleFilterError("with_registry_mirrors: expected a list of mirror URLs, got %r" % (mirrors,))
+    if not mirrors:
+        return dict(options)
+    own = options.get("registry-mirrors") or []
+    return {**options, "registry-mirrors": list(dict.fromkeys([*mirrors, *own]))}
+
+
 def _pull_problem(pull: Mapping[str, Any]) -> str:
     if pull.get("unreachable"):
         return "the cache host could not be reached (%s)" % (pull.get("msg") or "unreachable")
@@ -133,4 +172,5 @@ class FilterModule:
     """Sites and their cache hosts."""
 
     def filters(self) -> dict[str, Any]:
-        return {"site_cache": site_cache, "site_cache_outcome": site_cache_outcome}
+        return {"site_cache": site_cache, "site_cache_outcome": site_cache_outcome,
+                "site_registry_mirrors": site_registry_mirrors, "with_registry_mirrors": with_registry_mirrors}

@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.lpfleet.ai.plugins.filter.site_cache import site_cache, site_cache_outcome
+from ansible_collections.lpfleet.ai.plugins.filter.site_cache import (
+    site_cache,
+    site_cache_outcome,
+    site_registry_mirrors,
+    with_registry_mirrors,
+)
 
 HOSTS = ["a1", "a2", "a3", "b1", "lone", "none"]
 HOSTVARS = {
@@ -73,3 +78,39 @@ def test_no_fallback_no_message():
     outcome = site_cache_outcome([{"item": "m", "source": "site-cache", "bytes_copied": 5}], [{"item": "m"}],
                                  site_cache("a2", HOSTVARS, HOSTS))
     assert outcome["fallback"] == [] and outcome["message"] == ""
+
+
+# Images once per site: the site's pull-through registry mirror (lpfleet_site_registry_mirror).
+
+MIRRORED = {name: dict(values, lpfleet_site_registry_mirror=True) for name, values in HOSTVARS.items()}
+
+
+def test_a_site_member_uses_the_cache_hosts_registry_mirror():
+    assert site_registry_mirrors("a2", MIRRORED, HOSTS) == ["http://10.0.0.1:5000"]
+    hostvars = dict(MIRRORED, a1=dict(MIRRORED["a1"], lpfleet_site_cache_address="fd00::1",
+                                      lpfleet_site_registry_port=5001))
+    assert site_registry_mirrors("a3", hostvars, HOSTS) == ["http://[fd00::1]:5001"]
+
+
+@pytest.mark.parametrize("host", ["a1", "b1", "lone", "none"])
+def test_no_mirror_for_the_cache_host_a_site_of_one_or_no_site(host):
+    assert site_registry_mirrors(host, MIRRORED, HOSTS) == []
+
+
+def test_the_mirror_is_off_by_default_and_a_bad_flag_is_named():
+    assert site_registry_mirrors("a2", HOSTVARS, HOSTS) == []
+    assert site_registry_mirrors("a2", dict(MIRRORED, a2=dict(MIRRORED["a2"], lpfleet_site_registry_mirror="no")),
+                                 HOSTS) == []
+    with pytest.raises(AnsibleFilterError, match="lpfleet_site_registry_mirror"):
+        site_registry_mirrors("a2", dict(MIRRORED, a2=dict(MIRRORED["a2"], lpfleet_site_registry_mirror="maybe")),
+                              HOSTS)
+
+
+def test_the_site_mirror_comes_first_in_daemon_json_and_no_mirror_changes_nothing():
+    options = {"log-driver": "json-file", "registry-mirrors": ["https://mirror.example", "http://10.0.0.1:5000"]}
+    assert with_registry_mirrors(options, ["http://10.0.0.1:5000"]) == {
+        "log-driver": "json-file", "registry-mirrors": ["http://10.0.0.1:5000", "https://mirror.example"]}
+    assert with_registry_mirrors({"log-driver": "json-file"}, []) == {"log-driver": "json-file"}
+    assert "registry-mirrors" not in with_registry_mirrors({}, [])
+    with pytest.raises(AnsibleFilterError, match="mirror URLs"):
+        with_registry_mirrors({}, "http://10.0.0.1:5000")
