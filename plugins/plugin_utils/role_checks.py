@@ -96,6 +96,13 @@ def docker_engine(values: Mapping[str, Any], raw: Mapping[str, Any]) -> Findings
             "docker_engine_daemon_options makes Docker pull over plain http from %s: anyone on the path can change "
             "the images. Fix: serve the registry over https, or set lpfleet_allow_plain_http: true if this network is "
             "trusted (a lab, a local mirror)." % ", ".join(registries))
+    mirrors = plain_http_registries({"registry-mirrors": values.get("docker_engine_registry_mirrors") or []})
+    if mirrors and not allow:
+        findings.problems.append(
+            "docker_engine_registry_mirrors (the site's registry mirror: lpfleet_site_registry_mirror) makes Docker "
+            "pull over plain http from %s: anyone on the path can change the images. Fix: set "
+            "lpfleet_allow_plain_http: true if the site's network is trusted, or lpfleet_site_registry_mirror: false."
+            % ", ".join(mirrors))
     path = values.get("docker_engine_daemon_json_path")
     if not isinstance(path, str) or not ABSOLUTE_PATH.match(path):
         findings.problems.append(

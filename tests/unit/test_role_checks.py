@@ -69,6 +69,16 @@ def test_docker_engine_refuses_plain_http_unless_allowed_and_a_relative_daemon_j
                                               docker_engine_docker_repo_url="ftp://x")).problems == []
 
 
+def test_docker_engine_refuses_a_plain_http_site_registry_mirror_unless_allowed():
+    found = check_role("docker_engine", docker(docker_engine_registry_mirrors=["http://10.0.0.1:5000"])).problems
+    assert len(found) == 1 and found[0].startswith(
+        "docker_engine_registry_mirrors (the site's registry mirror: lpfleet_site_registry_mirror) makes Docker pull "
+        "over plain http from http://10.0.0.1:5000:")
+    assert check_role("docker_engine", docker(docker_engine_registry_mirrors=["http://10.0.0.1:5000"],
+                                              lpfleet_allow_plain_http=True)).problems == []
+    assert check_role("docker_engine", docker(docker_engine_registry_mirrors=[])).problems == []
+
+
 def test_toolkit_url_and_version():
     good = {"nvidia_container_toolkit_repo_base_url": "https://nvidia.github.io/libnvidia-container",
             "nvidia_container_toolkit_version": "1.17.8-1"}
