@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 CACHE, MEMBERS = "lt-docs", ("lt-deb12", "lt-nogpu")
 PORT = 11534  # not 11434: an lpfleet stack on the host (none on these hosts today) keeps its own
 MODELS_DIR = "/var/lib/lpfleet-test-site/models"
+STATUS_DIR = "/var/lib/lpfleet-test-site"  # the rollout's record (last-rollout.json), removed with the rest
 UNIT = "lpfleet-test-site-ollama"
 PROGRAM = "/usr/local/lib/lpfleet-test/ollama.py"
 STANDIN = REPO_ROOT / "lab" / "standins" / "ollama" / "ollama.py"
@@ -82,7 +83,8 @@ def rollout(runner: PlaybookRunner, models: list[str], cache_address: str, serve
     extra = {"lpfleet_site": "lab-site-a", "lpfleet_site_cache_host": CACHE,
              "lpfleet_site_cache_address": cache_address, "site_cache_models_dir": MODELS_DIR,
              "site_cache_ollama_url": f"http://127.0.0.1:{PORT}", "site_cache_timeout": 10,
-             "ollama_models_progress_interval": 0, "site_test_models": models}
+             "ollama_models_progress_interval": 0, "site_test_models": models,
+             "site_test_status_dir": STATUS_DIR, "rollout_report_dir": str(runner.workdir / "reports")}
     return runner.run("../tests/lab/site_cache_rollout.yml", ",".join((CACHE, *MEMBERS)), extra, timeout=300,
                       options=() if serve else ("--skip-tags", "site_cache"))
 
@@ -133,3 +135,10 @@ def test_a_model_is_downloaded_once_per_site_and_a_gone_cache_falls_back(site):
         assert f"{name}: phi3:mini from upstream: the site lab-site-a's cache host {CACHE} could not give" \
             in result.output, result.describe()
         assert sorted(ollama_tags(hosts[name])) == ["llama3.2:3b", "phi3:mini"]
+        # The rollout's record says it, on the host and on the control node (the fleet report reads them).
+        on_host = json.loads(hosts[name].shell(f"cat {STATUS_DIR}/last-rollout.json"))
+        on_controller = json.loads((runner.workdir / "reports" / "last-rollout" / f"{name}.json").read_text())
+        for record in (on_host, on_controller):
+            assert [item["model"] for item in record["site_fallback"]] == ["phi3:mini"], record
+            assert "no answer" in record["site_fallback"][0]["reason"], record
+    assert json.loads(hosts[CACHE].shell(f"cat {STATUS_DIR}/last-rollout.json"))["site_fallback"] == []
