@@ -1,56 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: lpfleet developers
 # MIT License (see galaxy.yml)
+"""Sites and their cache hosts (roles/site_cache, roles/ollama_models' site.yml, roles/docker_engine).
+
+Each filter of this file is documented beside it: site_cache.yml, site_cache_outcome.yml,
+site_registry_mirrors.yml and with_registry_mirrors.yml."""
 
 from __future__ import annotations
-
-DOCUMENTATION = r"""
-name: site_cache
-author:
-  - lpfleet developers (!UNKNOWN)
-version_added: "0.4.0"
-short_description: A host's part in its site's model cache
-description:
-  - Hosts are grouped into sites by the inventory variable C(lpfleet_site). Within a site of two hosts or more, one
-    host is the cache host (C(lpfleet_site_cache_host), by default the site's first host in inventory order) - it
-    pulls each model from upstream and serves its Ollama store to the others (P(lpfleet.ai.site_cache#role)); every
-    other host copies the model from it (M(lpfleet.ai.site_model)), verified by sha256.
-  - Gives C(mode) C(off) (no site, or a site of one host - the host behaves as without sites), C(cache) or
-    C(member), the C(site), the C(cache_host), the cache's C(cache_url) (C(http://<address>:<port>) with the cache
-    host's C(lpfleet_site_cache_address), by default its C(ansible_host) or its inventory name, and
-    C(lpfleet_site_cache_port), by default 11480), the site's C(members), and a C(problem) (empty when none) naming
-    the variable to fix.
-positional: _input, hostvars, hosts
-options:
-  _input:
-    description: The host (C(inventory_hostname)).
-    type: str
-    required: true
-  hostvars:
-    description: C(hostvars).
-    type: dict
-    required: true
-  hosts:
-    description: Every host that may share a site, in inventory order (C(groups['all'])).
-    type: list
-    elements: str
-    required: true
-"""
-
-EXAMPLES = r"""
-- name: Find this host's part in its site's cache
-  ansible.builtin.set_fact:
-    lpfleet_site_cache: "{{ inventory_hostname | lpfleet.ai.site_cache(hostvars, groups['all']) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: C({mode, site, cache_host, cache_url, members, problem}).
-  type: dict
-"""
-
-# The other filters of this file are documented in site_cache_outcome.yml, site_registry_mirrors.yml and
-# with_registry_mirrors.yml.
 
 from collections.abc import Mapping
 from typing import Any
