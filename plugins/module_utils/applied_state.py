@@ -90,7 +90,7 @@ def _show_blocks(text: str) -> list[dict[str, str]]:
                 blocks.append(current)
             current = {}
             continue
-        key, _, value = line.partition("=")
+        key, _separator, value = line.partition("=")
         current[key] = value
     if current:
         blocks.append(current)
@@ -157,8 +157,8 @@ def observe_packages(run: Runner, packages: list[str]) -> dict[str, Any]:
                           "--", *packages])
     versions: dict[str, Optional[str]] = {package: None for package in packages}
     for line in out.splitlines():
-        package, _, rest = line.partition("\t")
-        status, _, version = rest.partition("\t")
+        package, _tab, rest = line.partition("\t")
+        status, _tab, version = rest.partition("\t")
         package = package.split(":")[0]
         if package in versions and status == "installed":
             versions[package] = version
