@@ -14,7 +14,9 @@ short_description: Whether a role's last apply still holds on the host, and its 
 description:
   - Lets a role skip its work on a run that would change nothing, while still finding drift behind lpfleet's back.
   - O(state=record), after the role applied (its handlers flushed), writes C(<dir>/<name>.json) (0600, atomically),
-    the sha256 of O(inputs) and one observation of what O(watch) names. Never in check mode.
+    the sha256 of O(inputs) and one observation of what O(watch) names. Never in check mode. The record is
+    lpfleet's own bookkeeping, not the host's configuration, so writing it is never reported as a change
+    (RV(written) says whether it was written); a run that changes nothing else stays C(changed=0).
   - O(state=check) compares. When the inputs hash the same and the host shows the same observation now, RV(in_sync)
     is true; otherwise RV(reason) says why in words (C(inputs changed), C(/etc/docker/daemon.json changed since
     lpfleet wrote it), C(container ollama is not running), C(model llama3.1:8b is missing from the Ollama at ...)).
@@ -120,6 +122,10 @@ reasons:
   returned: always
   type: list
   elements: str
+written:
+  description: O(state=record) - the record was written (or, in check mode, would have been); never a change.
+  returned: always
+  type: bool
 path:
   description: The record's file.
   returned: always
@@ -189,14 +195,15 @@ def main() -> None:
             reasons = ["lpfleet_skip_unchanged is false"]
         else:
             reasons = compare(params["name"], read_record(path), inputs_sha256, watch, observe_now)
-        module.exit_json(changed=False, in_sync=not reasons, reason="; ".join(reasons), reasons=reasons, path=path)
+        module.exit_json(changed=False, in_sync=not reasons, reason="; ".join(reasons), reasons=reasons, written=False,
+                     path=path)
 
     record = build_record(params["name"], inputs_sha256, watch, observe_now())
     if module.check_mode:
-        changed = read_record(path) != record
+        written = read_record(path) != record
     else:
-        changed = write_record(path, record)
-    module.exit_json(changed=changed, in_sync=True, reason="", reasons=[], path=path)
+        written = write_record(path, record)
+    module.exit_json(changed=False, written=written, in_sync=True, reason="", reasons=[], path=path)
 
 
 if __name__ == "__main__":

@@ -117,14 +117,14 @@ def test_without_a_record_the_role_applies_and_the_record_then_holds(host):
     first = run(host, "check")
     assert (first["in_sync"], first["reason"]) == (False, "no record of an earlier demo apply on this host")
     written = run(host, "record")
-    assert written["changed"] and written["path"] == str(host.records / "demo.json")
+    assert written["written"] and not written["changed"] and written["path"] == str(host.records / "demo.json")
     record = host.records / "demo.json"
     assert stat.S_IMODE(record.stat().st_mode) == 0o600
     assert stat.S_IMODE(host.records.stat().st_mode) == 0o700
     assert [p.name for p in host.records.iterdir()] == ["demo.json"]  # no temporary file left
     again = run(host, "check")
     assert (again["in_sync"], again["reason"], again["changed"]) == (True, "", False)
-    assert not run(host, "record")["changed"]  # the same observation: nothing written
+    assert not run(host, "record")["written"]  # the same observation: nothing written
 
 
 def test_changed_inputs_are_found_and_never_stored_or_returned(host):
@@ -221,7 +221,7 @@ def test_a_changed_watch_applies_again(host):
 
 def test_check_mode_records_nothing_and_disabled_never_skips(host):
     result = run(host, "record", _ansible_check_mode=True)
-    assert result["changed"] and not (host.records / "demo.json").exists()
+    assert result["written"] and not result["changed"] and not (host.records / "demo.json").exists()
     recorded(host)
     result = run(host, "check", enabled=False)
     assert (result["in_sync"], result["reason"]) == (False, "lpfleet_skip_unchanged is false")
@@ -230,7 +230,7 @@ def test_check_mode_records_nothing_and_disabled_never_skips(host):
 def test_a_digest_computed_on_the_controller_stands_for_the_inputs(host):
     written = run_module(applied_state.main, {"name": "demo", "state": "record", "inputs_sha256": "ab" * 32,
                                               "watch": watch_of(host), "dir": str(host.records)})
-    assert written["changed"]
+    assert written["written"]
     checked = run_module(applied_state.main, {"name": "demo", "inputs_sha256": "cd" * 32, "watch": watch_of(host),
                                               "dir": str(host.records)})
     assert checked["reason"] == "inputs changed"
