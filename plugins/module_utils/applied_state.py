@@ -108,12 +108,17 @@ def observe_units(run: Runner, units: list[str]) -> dict[str, Any]:
             for unit, block in zip(units, blocks)}
 
 
+DAEMON_DOWN = "cannot connect to the docker daemon"
+
+
 def _docker_inspect(run: Runner, kind: str, objects: list[str]) -> dict[str, dict[str, Any]]:
     """`docker inspect` of OBJECTS in one call, by name; missing ones are absent from the answer."""
     if not objects:
         return {}
     rc, out, err = run(["docker", kind, "inspect", "--", *objects])
-    if rc == 127:  # no Docker on the host (yet): nothing of it exists
+    if rc == 127 or DAEMON_DOWN in err.lower():
+        # No Docker on the host (yet), or its daemon is stopped: nothing of it runs or can be used, so the
+        # role that needs it applies (docker_engine starts the daemon), also in check mode.
         return {}
     try:
         documents = json.loads(out) if out.strip() else []

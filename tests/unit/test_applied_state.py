@@ -24,7 +24,11 @@ import json, os, sys
 state = json.load(open(os.environ["FAKE_HOST_STATE"]))
 tool, args = os.path.basename(sys.argv[0]), sys.argv[1:]
 names = args[args.index("--") + 1:]
-if tool == "docker":
+if tool == "docker" and state.get("daemon_down"):
+    sys.stderr.write("Cannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+                     "Is the docker daemon running?\n")
+    sys.exit(1)
+elif tool == "docker":
     found = [state[args[0]][name] for name in names if name in state.get(args[0], {})]
     print(json.dumps(found))
     missing = [name for name in names if name not in state.get(args[0], {})]
@@ -243,6 +247,7 @@ def test_bad_name_and_unknown_watch_kind_fail_clearly(host):
 
 def test_without_docker_on_the_host_its_objects_are_missing_not_an_error(host, monkeypatch, tmp_path):
     (tmp_path / "bin" / "docker").unlink()
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))  # not the machine's own docker either
     result = run(host, "check")
     assert result["reason"] == "no record of an earlier demo apply on this host"
     run(host, "record")
@@ -268,3 +273,12 @@ def test_the_inputs_are_the_variables_the_role_declares_but_the_skip_switch():
     assert {"lpfleet_plan", "ollama_models_prune", "ollama_models_keep_alive"} <= set(names)
     assert "lpfleet_skip_unchanged" not in names
     assert declared_variables(str(role / "no-such-role")) == []
+
+
+def test_a_stopped_docker_daemon_is_drift_not_an_error(host):
+    recorded(host)
+    host.state["daemon_down"] = True
+    host.save()
+    result = run(host, "check")
+    assert not result.get("failed"), result
+    assert not result["in_sync"] and "container ollama is missing" in result["reason"], result["reason"]
