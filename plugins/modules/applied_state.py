@@ -195,8 +195,8 @@ def main() -> None:
             reasons = ["lpfleet_skip_unchanged is false"]
         else:
             reasons = compare(params["name"], read_record(path), inputs_sha256, watch, observe_now)
-        module.exit_json(changed=False, in_sync=not reasons, reason="; ".join(reasons), reasons=reasons, written=False,
-                     path=path)
+        module.exit_json(changed=False, in_sync=not reasons, reason="; ".join(reasons), reasons=reasons,
+                         written=False, path=path)
 
     record = build_record(params["name"], inputs_sha256, watch, observe_now())
     if module.check_mode:

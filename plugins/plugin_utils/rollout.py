@@ -131,8 +131,8 @@ def site_fallback_text(fallback: Sequence[Mapping[str, Any]]) -> str:
     """One sentence for the tables; empty when nothing fell back."""
     if not fallback:
         return ""
-    return "from upstream, not the site's cache: " + " | ".join(f"{item['model']} ({item['reason']})"
-                                                                 for item in fallback)
+    models = " | ".join(f"{item['model']} ({item['reason']})" for item in fallback)
+    return "from upstream, not the site's cache: " + models
 
 
 def record(rollout_id: str, started: str, status: Mapping[str, Any], finished: str | None,
