@@ -53,3 +53,18 @@ def test_restore_undoes_what_happened_since_the_snapshot_and_prune_keeps_a_tagle
         assert sorted(ollama.models) == ["mistral:latest"]  # the plan's `mistral` kept, llama3.1:8b pruned
         deleted = [request["body"]["model"] for request in ollama.calls("/api/delete")]
         assert deleted == ["phi3:mini", "llama3.1:8b"]
+
+
+def test_a_host_alone_in_its_site_pulls_as_without_a_site(tmp_path):
+    """A site with one host behaves as today: site.yml (included before every pull) copies nothing and asks no
+    cache host (there is none; Ansible templates the loop's delegate_to even when the block is skipped)."""
+    with OllamaServer() as ollama:
+        run_tasks(tmp_path, [
+            {"name": "The site part of a pull", "ansible.builtin.include_role": {
+                "name": "lpfleet.ai.ollama_models", "tasks_from": "site.yml"},
+             "vars": {"lpfleet_site": "dc-1", "ollama_models_site_tags": ["mistral:7b"],
+                      "site_cache_ollama_url": ollama.url}},
+            {"name": "Nothing came from a cache", "ansible.builtin.assert": {"that": [
+                "ollama_models_site_outcome is not defined"]}},
+        ])
+        assert ollama.calls("/api/pull") == []
