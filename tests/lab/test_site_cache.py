@@ -4,13 +4,16 @@ Three fresh lab hosts (the session's lt-* hosts, no converge: the test needs onl
 form one site, lt-docs its cache host. Each runs the Ollama stand-in (lab/standins/ollama, the lab's
 Ollama image's program, real on-disk store) on its own port, so the test never touches an lpfleet
 stack. The roles run as a rollout's pre-pull runs them (tests/lab/site_cache_rollout.yml). The lab
-model registry's request log (/_lab/stats) counts what each host downloaded from upstream.
+model registry's request log (/_lab/stats) counts what each host downloaded from upstream. A cache host gone in
+the middle of a copy is made deterministic by shaping the cache host's network interface (tc, lab only) so that
+the copy lasts seconds, and stopping its server once each member holds a part-copied blob.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -73,7 +76,8 @@ def site_fixture(lab, tmp_path: Path):
     runner = PlaybookRunner(tmp_path, hosts)
     yield runner, {host.name: host for host in hosts}
     for host in hosts:
-        host.shell(f"systemctl stop {UNIT} lpfleet-site-cache 2>/dev/null || true; systemctl disable "
+        host.shell(f"tc qdisc del dev eth0 root 2>/dev/null || true; "
+                   f"systemctl stop {UNIT} lpfleet-site-cache 2>/dev/null || true; systemctl disable "
                    f"lpfleet-site-cache 2>/dev/null || true; rm -f /etc/systemd/system/lpfleet-site-cache.service; "
                    f"systemctl daemon-reload; systemctl reset-failed {UNIT} 2>/dev/null || true; "
                    f"rm -rf /var/lib/lpfleet-test-site", check=False)
@@ -142,3 +146,56 @@ def test_a_model_is_downloaded_once_per_site_and_a_gone_cache_falls_back(site):
             assert [item["model"] for item in record["site_fallback"]] == ["phi3:mini"], record
             assert "no answer" in record["site_fallback"][0]["reason"], record
     assert json.loads(hosts[CACHE].shell(f"cat {STATUS_DIR}/last-rollout.json"))["site_fallback"] == []
+
+
+def stop_the_cache_once_both_members_copy(cache: LabHost, members: list[LabHost], seen: dict[str, int]) -> None:
+    """Waits until each member holds a part-copied blob (site_model's `-lpfleet-partial`, not empty), then stops
+    the cache host's server: the members' copies are cut in the middle. SEEN gets each member's partial size."""
+    wait = (f"for i in $(seq 1200); do f=$(find {MODELS_DIR}/blobs -name '*-lpfleet-partial' -size +0 2>/dev/null "
+            f"| head -n1); if [ -n \"$f\" ]; then stat -c %s \"$f\"; exit 0; fi; sleep 0.1; done; exit 1")
+    for member in members:
+        found = member.exec("sh", "-c", wait, check=False, timeout=150)
+        if found.returncode != 0:
+            break
+        seen[member.name] = int(found.stdout)
+    cache.exec("systemctl", "stop", "lpfleet-site-cache", check=False)
+
+
+def test_a_cache_host_gone_in_the_middle_of_a_copy_makes_the_members_pull_from_upstream(site):
+    """The cache host's server stops while both members are copying a model's big blob from it: each member
+    drops its part copy, pulls the model from upstream, the run succeeds and says so per member."""
+    runner, hosts = site
+    registry = ModelRegistry()
+    addresses = {name: lab_address(host) for name, host in hosts.items()}
+    model = registry.model("llama3.1:70b")  # 16 MiB in one blob, the manifest's first
+    # The cache host sends at 4 MB/s (lab only: its network interface is shaped), so copying the 16 MiB blob to
+    # the two members takes seconds, long enough to stop the server half way.
+    hosts[CACHE].exec("tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "32mbit", "burst", "64kb",
+                      "latency", "400ms")
+    seen: dict[str, int] = {}
+    cutter = threading.Thread(target=stop_the_cache_once_both_members_copy,
+                              args=(hosts[CACHE], [hosts[name] for name in MEMBERS], seen))
+    since = time.time() - 1
+    cutter.start()
+    result = rollout(runner, ["llama3.1:70b"], addresses[CACHE])
+    cutter.join(timeout=160)
+    assert result.returncode == 0, result.describe()
+    assert sorted(seen) == sorted(MEMBERS) and all(0 < size < model["model_size"] for size in seen.values()), \
+        (seen, result.describe())
+    outcome = site_models(result)
+    print("cut mid-copy:", seen, {name: outcome[name]["fallback"] for name in MEMBERS})
+    for name in MEMBERS:
+        assert outcome[name]["copied"] == [] and [item["model"] for item in outcome[name]["fallback"]] == \
+            ["llama3.1:70b"], outcome
+        reason = outcome[name]["fallback"][0]["reason"]
+        broke = re.search(r"the transfer broke|got (\d+) bytes", reason)
+        assert broke and (broke[1] is None or 0 < int(broke[1]) < model["model_size"]), reason
+        assert f"{name}: llama3.1:70b from upstream: the site lab-site-a's cache host {CACHE} could not give" \
+            in result.output, result.describe()
+        assert ollama_tags(hosts[name]) == ["llama3.1:70b"]
+        assert hosts[name].shell(f"find {MODELS_DIR}/blobs -name '*-lpfleet-partial'") == ""
+        record = json.loads(hosts[name].shell(f"cat {STATUS_DIR}/last-rollout.json"))
+        assert [item["model"] for item in record["site_fallback"]] == ["llama3.1:70b"], record
+    # Upstream served the model to the cache host (its delegated pull) and again to each member (the fallback).
+    downloaded = {name: blob_bytes(registry, address, since) for name, address in addresses.items()}
+    assert downloaded == {name: model["size"] for name in hosts}, downloaded
