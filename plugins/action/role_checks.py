@@ -3,8 +3,8 @@
 # MIT License (see galaxy.yml)
 """Action plugin lpfleet.ai.role_checks: every listed role's variables checked in one task, on the controller.
 
-For each role: its variables (the options of its `checks` argument spec entry point, else its
-defaults) are read as the play sees them, its role defaults underneath; they are validated against
+For each role: its variables (the options of its `checks` argument spec entry point, else of its
+`main` one, else its defaults) are read as the play sees them, its role defaults underneath; they are validated against
 that spec (types, choices: Ansible's own validator and messages), then the role's rules
 (plugin_utils/role_checks.py) run. Every problem of every role is reported at once, each naming
 the host, the variable and the fix. No connection to the host; the same in check mode.
@@ -63,7 +63,9 @@ class ActionModule(ActionBase):
         if not (role_dir / "tasks" / "main.yml").is_file() or role not in RULES:
             return ["lpfleet.ai.role_checks knows no role %r. Fix: name lpfleet roles (%s)."
                     % (role, ", ".join(sorted(RULES)))], []
-        spec = self._load(role_dir / "meta" / "argument_specs.yml").get("argument_specs", {}).get("checks")
+        specs = self._load(role_dir / "meta" / "argument_specs.yml").get("argument_specs", {})
+        # A role whose main entry point is all it has (preflight) is checked against that one.
+        spec = specs.get("checks") or specs.get("main")
         defaults = self._load(role_dir / "defaults" / "main.yml")
         names = list(dict.fromkeys([*((spec or {}).get("options") or defaults), *SHARED_VARIABLES,
                                     *EXTRA_VARIABLES.get(role, ())]))

@@ -32,9 +32,23 @@ options:
     choices: [check, record]
     default: check
   name:
-    description: The role (the record's file name). Letters, digits and C(_) only.
+    description:
+      - The role (the record's file name). Letters, digits and C(_) only.
+      - Exactly one of O(name) and O(roles) is required.
     type: str
-    required: true
+  roles:
+    description:
+      - O(state=check) of several roles in one call (preflight's check of the whole host); each item is
+        C({name, inputs_sha256, watch}), as O(name), O(inputs_sha256) and O(watch) of one role.
+      - The action plugin builds the items from role names alone, from each role's files (see the action's notes).
+      - RV(in_sync) is true only when every role is in sync and no path of O(absent) exists.
+    type: list
+    elements: dict
+  absent:
+    description: With O(roles), paths that must not exist for the host to be in sync (a marker of unfinished work).
+    type: list
+    elements: path
+    default: []
   inputs:
     description:
       - What the role applied from (its variables and its part of the plan); hashed only. The action plugin hashes it
@@ -117,8 +131,13 @@ reason:
   returned: always
   type: str
   sample: "container ollama is not running; /etc/docker/daemon.json changed since lpfleet wrote it (key(s) runtimes)"
+roles:
+  description: With O(roles) - each role's answer, by name.
+  returned: when O(roles) is given
+  type: dict
+  sample: {docker_engine: {in_sync: true, reason: ""}, ai_models: {in_sync: false, reason: "inputs changed"}}
 reasons:
-  description: The same, one item per difference.
+  description: The same, one item per difference (with O(roles), each prefixed with the role's name).
   returned: always
   type: list
   elements: str
@@ -133,6 +152,7 @@ path:
   sample: /var/lib/lpfleet/applied/docker_engine.json
 """
 
+import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
@@ -160,11 +180,41 @@ def _runner(module: AnsibleModule):
     return run
 
 
+def check_roles(module: AnsibleModule) -> None:
+    """state=check of every item of `roles` (and the `absent` paths) in one answer; exits."""
+    params = module.params
+    if params["state"] != "check":
+        module.fail_json(msg="roles is for state=check only; record each role with name.")
+    run = _runner(module)
+    answers, reasons = {}, []
+    for item in params["roles"]:
+        name, inputs_sha256 = item.get("name"), item.get("inputs_sha256")
+        if not isinstance(name, str) or not _NAME.match(name) or not isinstance(inputs_sha256, str):
+            module.fail_json(msg=f"each item of roles needs name (letters, digits and _) and inputs_sha256: {item!r}")
+        if not params["enabled"]:
+            found = ["lpfleet_skip_unchanged is false"]
+        else:
+            try:
+                watch = normalise_watch(item.get("watch") or {})
+            except ValueError as error:
+                module.fail_json(msg=f"{name}: {error}")
+            path = record_path(params["dir"], name)
+            found = compare(name, read_record(path), inputs_sha256, watch,
+                            lambda watch=watch: observe(watch, run, params["ollama_timeout"]))
+        answers[name] = {"in_sync": not found, "reason": "; ".join(found)}
+        reasons += [f"{name}: {reason}" for reason in found]
+    reasons += [f"{path} exists" for path in params["absent"] if os.path.lexists(path)]
+    module.exit_json(changed=False, in_sync=not reasons, reason="; ".join(reasons), reasons=reasons, roles=answers,
+                     written=False, path=params["dir"])
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             state=dict(type="str", choices=["check", "record"], default="check"),
-            name=dict(type="str", required=True),
+            name=dict(type="str"),
+            roles=dict(type="list", elements="dict"),
+            absent=dict(type="list", elements="path", default=[]),
             inputs=dict(type="raw", no_log=True),
             inputs_sha256=dict(type="str"),
             watch=dict(type="dict", default={}),
@@ -173,10 +223,14 @@ def main() -> None:
             ollama_timeout=dict(type="float", default=10),
         ),
         supports_check_mode=True,
-        required_one_of=[("inputs", "inputs_sha256")],
-        mutually_exclusive=[("inputs", "inputs_sha256")],
+        required_one_of=[("name", "roles")],
+        mutually_exclusive=[("inputs", "inputs_sha256"), ("name", "roles")],
     )
     params = module.params
+    if params["roles"] is not None:
+        check_roles(module)
+    if params["inputs"] is None and params["inputs_sha256"] is None:
+        module.fail_json(msg="one of inputs and inputs_sha256 is required with name.")
     path = record_path(params["dir"], params["name"])
     if not _NAME.match(params["name"]):
         module.fail_json(msg=f"name {params['name']!r}: letters, digits and _ only (it names {path}).", path=path)

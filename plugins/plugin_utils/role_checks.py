@@ -353,6 +353,12 @@ def system_problems(facts: Mapping[str, Any], supported_os: list[str], architect
     return problems
 
 
+def spec_only(values: Mapping[str, Any], raw: Mapping[str, Any]) -> Findings:
+    """A role whose argument spec is all there is to check here (site_cache: its filter checks the site against the
+    other hosts)."""
+    return Findings()
+
+
 RULES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Findings]] = {
     "docker_engine": docker_engine,
     "nvidia_container_toolkit": nvidia_container_toolkit,
@@ -362,6 +368,7 @@ RULES: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any]], Findings]] = {
     "ai_models": ai_models,
     "verify": verify,
     "preflight": preflight,
+    "site_cache": spec_only,
 }
 
 

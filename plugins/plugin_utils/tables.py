@@ -47,10 +47,23 @@ def gpu_table(gpus: Any) -> str:
     return "\n".join(format_table([header for header, _key in GPU_COLUMNS], rows))
 
 
-def plan_table(plan: Any) -> str:
-    """A plan from plan_ai_models: per GPU what is placed (warm/cold, VRAM), then what is not and why."""
+def plan_table(plan: Any, warnings_only: bool = False) -> str:
+    """A plan from plan_ai_models: per GPU what is placed (warm/cold, VRAM), then what is not and why.
+
+    WARNINGS_ONLY: only the warnings and what is not placed (empty when there are none)."""
     if not isinstance(plan, Mapping) or "placement" not in plan or "gpus" not in plan:
         raise TypeError("plan_table expects the result of lpfleet.ai.plan_ai_models")
+    lines = [] if warnings_only else _placement_lines(plan)
+    lines.extend("warning: %s" % warning for warning in plan.get("warnings") or [])
+    if plan.get("unplaced"):
+        lines.append("not placed:")
+        lines.append("  (left out of aiModels.json; mark an item required: true, or set lpfleet_unplaced_action: fail,"
+                     " to stop the play instead)")
+        lines.extend("  [%s] %s" % (u["menu_index"], u["reason"]) for u in plan["unplaced"])
+    return "\n".join(lines)
+
+
+def _placement_lines(plan: Mapping[str, Any]) -> list[str]:
     lines = ["host %s, layout %s" % (plan.get("host") or "-", plan.get("layout") or "-")]
     headers = ("", "PIPELINE", "MODEL", "VRAM MiB", "SERVED BY")
     for gpu in plan["gpus"]:
@@ -70,11 +83,7 @@ def plan_table(plan: Any) -> str:
     if plan.get("nvidia_devices"):
         lines.append("go-livepeer -nvidia %s" % plan["nvidia_devices"])
     lines.extend("note: %s" % note for note in plan.get("notes") or [])
-    lines.extend("warning: %s" % warning for warning in plan.get("warnings") or [])
-    if plan.get("unplaced"):
-        lines.append("not placed:")
-        lines.extend("  [%s] %s" % (u["menu_index"], u["reason"]) for u in plan["unplaced"])
-    return "\n".join(lines)
+    return lines
 
 
 def _placement_row(placement: Mapping[str, Any]) -> list[Any]:

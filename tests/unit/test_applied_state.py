@@ -282,3 +282,43 @@ def test_a_stopped_docker_daemon_is_drift_not_an_error(host):
     result = run(host, "check")
     assert not result.get("failed"), result
     assert not result["in_sync"] and "container ollama is missing" in result["reason"], result["reason"]
+
+
+def check_roles(host: Host, roles: list[dict], **extra) -> dict:
+    args = {"roles": roles, "dir": str(host.records), "ollama_timeout": 5}
+    return run_module(applied_state.main, dict(args, **extra))
+
+
+def test_one_call_checks_several_roles_and_the_unfinished_work_markers(host, tmp_path):
+    watch = watch_of(host)
+    for name in ("first", "second"):
+        recorded(host, name=name, inputs={"role": name}, watch=watch)
+    roles = [{"name": name, "inputs_sha256": applied_state.digest({"role": name}), "watch": watch}
+             for name in ("first", "second")]
+    marker = tmp_path / "switch.json"
+    whole = check_roles(host, roles, absent=[str(marker)])
+    assert (whole["in_sync"], whole["reasons"], whole["changed"]) == (True, [], False), whole
+    assert whole["roles"] == {"first": {"in_sync": True, "reason": ""}, "second": {"in_sync": True, "reason": ""}}
+
+    marker.write_text("{}")
+    host.state["container"]["ollama"]["State"]["Running"] = False
+    host.save()
+    roles[1]["inputs_sha256"] = applied_state.digest({"role": "second", "changed": True})
+    drifted = check_roles(host, roles, absent=[str(marker)])
+    assert not drifted["in_sync"]
+    assert drifted["reasons"] == ["first: container ollama is not running", "second: inputs changed",
+                                  f"{marker} exists"], drifted["reasons"]
+    assert drifted["roles"]["second"] == {"in_sync": False, "reason": "inputs changed"}
+
+
+def test_several_roles_are_never_in_sync_when_the_skip_is_off_and_are_never_recorded_at_once(host):
+    watch = watch_of(host)
+    recorded(host, name="first", inputs={"role": "first"}, watch=watch)
+    roles = [{"name": "first", "inputs_sha256": applied_state.digest({"role": "first"}), "watch": watch}]
+    assert check_roles(host, roles)["in_sync"]
+    off = check_roles(host, roles, enabled=False)
+    assert (off["in_sync"], off["reasons"]) == (False, ["first: lpfleet_skip_unchanged is false"])
+    assert "state=check only" in check_roles(host, roles, state="record")["msg"]
+    assert "needs name" in check_roles(host, [{"name": "../etc", "inputs_sha256": roles[0]["inputs_sha256"]}])["msg"]
+    unbuilt = check_roles(host, [{"name": "first", "inputs_sha256": "cannot be built here: KeyError"}])
+    assert unbuilt["reasons"] == ["first: inputs changed"]
