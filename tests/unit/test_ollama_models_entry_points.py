@@ -47,7 +47,8 @@ def test_restore_undoes_what_happened_since_the_snapshot_and_prune_keeps_a_tagle
             {"name": "The same as before", "ansible.builtin.assert": {"that": [
                 "before.present == ['llama3.1:8b', 'mistral:latest']",
                 f"before.loaded == {{'{ollama.url}': ['mistral:latest']}}", "ollama_models_snapshot == before"]}},
-            entry_point("prune", lpfleet_plan={"stacks": [{"ollama_host_url": ollama.url}],
+            entry_point("prune", lpfleet_plan={"stacks": [{"ollama_host_url": ollama.url,
+                                                           "models": [{"ollama_tag": "mistral"}]}],
                                                "ollama_tags": ["mistral"]}),
         ])
         assert sorted(ollama.models) == ["mistral:latest"]  # the plan's `mistral` kept, llama3.1:8b pruned

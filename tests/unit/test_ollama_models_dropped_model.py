@@ -1,0 +1,131 @@
+"""A model taken off the menu while its Ollama still has it loaded (by traffic, or by the smoke request of the
+rollout that added it), then playbooks/site.yml: the role ollama_models (main) then the role verify, as site.yml
+runs them, by ansible-playbook against the Ollama-like and runner-like fixture servers.
+
+ollama_models must unload what the plan no longer puts in an Ollama, as the rollout's switch does before its verify,
+so that verify's "served as planned" check passes; the model stays in the volume unless ollama_models_prune says
+otherwise (found by make bench: "Ollama ollama had mistral:7b loaded before the smoke requests")."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+
+import yaml
+from http_servers import OllamaServer, RunnerServer
+from test_playbooks_syntax import run_playbook, write_inventory
+
+from ansible_collections.lpfleet.ai.plugins.filter.plan_ai_models import plan_ai_models
+
+GPUS = [{"index": 0, "name": "NVIDIA GeForce RTX 4090", "memory_total_mib": 24564}]
+LLAMA = {"pipeline": "llm", "model_id": RunnerServer.MODEL_ID, "ollama_tag": "llama3.1:8b", "warm": True,
+         "price_per_unit": 0.18, "currency": "USD", "pixels_per_unit": 1000000}
+TOKEN = "unit-test-runner-token"
+FOREVER = timedelta(days=365 * 300)
+
+
+def plan_without_mistral(ollama: OllamaServer, runner: RunnerServer) -> dict:
+    """The plan of the menu after the edit (llama3.1:8b only), its stack at the fixture servers."""
+    plan = plan_ai_models(GPUS, [LLAMA], host="ghost")
+    plan["stacks"][0].update(ollama_host_url=ollama.url, runner_host_url=runner.url)
+    return plan
+
+
+def ollama_with_mistral_loaded() -> OllamaServer:
+    """llama3.1:8b (warm) and mistral:7b (cold, dropped from the menu) in the volume, both loaded."""
+    ollama = OllamaServer()
+    for tag in ("llama3.1:8b", "mistral:7b"):
+        ollama.registry[tag] = {"digest": tag.encode().hex()[:64].ljust(64, "0"), "layers": list(OllamaServer.LAYERS)}
+        ollama.install(tag)
+        ollama.loaded[tag] = datetime.now(UTC) + FOREVER
+    return ollama
+
+
+def role(name: str, **more) -> dict:
+    return {"name": f"Run {name}", "ansible.builtin.include_role": dict({"name": f"lpfleet.ai.{name}"}, **more)}
+
+
+# As playbooks/site.yml runs them.
+SITE = [role("ollama_models"), role("verify")]
+# As the rollout's switch runs them (roles/rollout/tasks/switch.yml and prune.yml): no prune until verify passed.
+ROLLOUT_SWITCH = [dict(role("ollama_models"), vars={"ollama_models_prune": False}), role("verify"),
+                  role("ollama_models", tasks_from="prune")]
+
+
+def run_site_roles(tmp_path, plan: dict, *args: str, tasks: list[dict] = SITE, **variables):
+    """TASKS (the roles of site.yml by default) on the fixtures; the applied-state records kept in TMP_PATH."""
+    play = {"hosts": "ghost", "gather_facts": False,
+            "module_defaults": {"lpfleet.ai.applied_state": {"dir": str(tmp_path / "applied")}},
+            # No progress lines: ollama_model then runs directly, not as an async job (seconds per task).
+            "vars": dict({"lpfleet_plan": plan, "lpfleet_runner_token": TOKEN, "verify_ai_models": False,
+                          "ollama_models_progress_interval": 0}, **variables),
+            "tasks": tasks}
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump([play]))
+    inventory = write_inventory(tmp_path / "hosts.yml", {"ghost": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}})
+    return run_playbook(tmp_path, "-i", str(inventory), str(playbook), *args, timeout=240)
+
+
+def test_site_unloads_a_dropped_model_and_keeps_it_in_the_volume_and_verify_passes(tmp_path):
+    with ollama_with_mistral_loaded() as ollama, RunnerServer(ollama=ollama, token=TOKEN) as runner:
+        done = run_site_roles(tmp_path, plan_without_mistral(ollama, runner))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "had mistral:7b loaded before the smoke requests" not in done.stdout
+        assert sorted(ollama.loaded) == ["llama3.1:8b"]
+        # ollama_models_prune is false by default: the model stays in the volume, only unloaded.
+        assert sorted(ollama.models) == ["llama3.1:8b", "mistral:7b"]
+        assert ollama.calls("/api/delete") == [] and len(unloads_and_deletes(ollama)) == 1
+        # Applied again (not skipped as unchanged): nothing left to unload.
+        again = run_site_roles(tmp_path, plan_without_mistral(ollama, runner), tasks=SITE[:1],
+                               lpfleet_skip_unchanged=False)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert len(unloads_and_deletes(ollama)) == 1 and sorted(ollama.models) == ["llama3.1:8b", "mistral:7b"]
+
+
+def unloads_and_deletes(ollama: OllamaServer) -> list[tuple[str, str]]:
+    """The unload requests (/api/generate with keep_alive 0) and the deletes, in the order Ollama got them."""
+    return [(request["path"], request["body"]["model"]) for request in ollama.requests
+            if request["path"] == "/api/delete"
+            or (request["path"] == "/api/generate" and request["body"].get("keep_alive") == 0)]
+
+
+def test_site_with_prune_unloads_then_deletes_the_dropped_model(tmp_path):
+    with ollama_with_mistral_loaded() as ollama, RunnerServer(ollama=ollama, token=TOKEN) as runner:
+        done = run_site_roles(tmp_path, plan_without_mistral(ollama, runner), ollama_models_prune=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert sorted(ollama.loaded) == ["llama3.1:8b"] and sorted(ollama.models) == ["llama3.1:8b"]
+        # Ollama's own delete leaves a loaded model in memory: it is unloaded first, as `ollama rm` does.
+        assert unloads_and_deletes(ollama) == [("/api/generate", "mistral:7b"), ("/api/delete", "mistral:7b")]
+
+
+def test_the_rollout_switch_unloads_before_verify_and_prunes_after_it(tmp_path):
+    """The rollout's order (switch with ollama_models_prune false, verify, then prune): the same end as site.yml
+    with ollama_models_prune, and verify passes there too."""
+    with ollama_with_mistral_loaded() as ollama, RunnerServer(ollama=ollama, token=TOKEN) as runner:
+        done = run_site_roles(tmp_path, plan_without_mistral(ollama, runner), tasks=ROLLOUT_SWITCH)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert sorted(ollama.loaded) == ["llama3.1:8b"] and sorted(ollama.models) == ["llama3.1:8b"]
+        assert unloads_and_deletes(ollama) == [("/api/generate", "mistral:7b"), ("/api/delete", "mistral:7b")]
+
+
+def test_check_mode_says_it_would_unload_and_unloads_nothing(tmp_path):
+    with ollama_with_mistral_loaded() as ollama, RunnerServer(ollama=ollama, token=TOKEN) as runner:
+        done = run_site_roles(tmp_path, plan_without_mistral(ollama, runner), "--check", tasks=SITE[:1])
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"changed: [ghost] => (item={ollama.url}: mistral:7b)" in done.stdout
+        assert sorted(ollama.loaded) == ["llama3.1:8b", "mistral:7b"]
+        assert ollama.calls("/api/generate") == []
+
+
+def test_unload_takes_from_each_ollama_only_what_its_stack_does_not_plan(tmp_path):
+    """per_gpu: two Ollamas; mistral:7b is planned in the second one only. Loaded in both, it is unloaded from the
+    first and stays loaded in the second (the entry point `unload`, as main and prune run it)."""
+    with ollama_with_mistral_loaded() as first, ollama_with_mistral_loaded() as second:
+        plan = {"stacks": [{"ollama_host_url": first.url, "models": [{"ollama_tag": "llama3.1:8b"}]},
+                           {"ollama_host_url": second.url, "models": [{"ollama_tag": "mistral:7b"}]}]}
+        unload = role("ollama_models", tasks_from="unload")
+        done = run_site_roles(tmp_path, plan, tasks=[unload])
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert sorted(first.loaded) == ["llama3.1:8b"] and sorted(second.loaded) == ["mistral:7b"]
+        assert sorted(first.models) == sorted(second.models) == ["llama3.1:8b", "mistral:7b"]
