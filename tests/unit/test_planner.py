@@ -493,6 +493,14 @@ def test_plan_table_shows_each_gpu_then_what_is_not_placed():
         plan_table({"host": "x"})
 
 
+def test_plan_table_warnings_only_shows_what_the_plan_leaves_out_and_nothing_on_a_clean_plan():
+    left_out = plan_table(plan("docs_4090_2060", DOCS_MENU), warnings_only=True).splitlines()
+    assert left_out[0] == "not placed:" and "lpfleet_unplaced_action: fail" in left_out[1]
+    assert left_out[-1].startswith("  [3] gpu-docs_4090_2060: llm")
+    assert not any(line.startswith(("host ", "GPU")) for line in left_out)
+    assert plan_table(plan("single_8gb", [dict(WHISPER, url="http://w:1")]), warnings_only=True) == ""
+
+
 # --- through Ansible ---------------------------------------------------------------------------
 
 
