@@ -11,7 +11,8 @@ that applying again would change nothing, so the role may skip its work; anythin
 An observation is read in one pass: files (sha256, mode, owner), keys of JSON files (other writers may own the rest
 of the file), systemd units (active, enabled: one `systemctl show`), containers (id, running, image: one
 `docker inspect`), Docker networks and volumes, dpkg packages (one `dpkg-query`), and Ollama servers (every model's
-digest, and whether the warm ones are loaded) through module_utils.ollama_state.
+digest, whether the warm ones are loaded, and the loaded models the plan does not put there) through
+module_utils.ollama_state.
 """
 
 from __future__ import annotations
@@ -171,8 +172,9 @@ def observe_packages(run: Runner, packages: list[str]) -> dict[str, Any]:
 
 
 def observe_ollama(server: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Every model an Ollama holds (canonical name -> digest) and which of SERVER's `models` (the warm ones, as in
-    the warm unit's warm.json) are loaded."""
+    """Every model an Ollama holds (canonical name -> digest), which of SERVER's `models` (the warm ones, as in
+    the warm unit's warm.json) are loaded, and, when SERVER has `planned` (every model the plan puts in that
+    Ollama), the loaded models it does not name (`unplanned_loaded`, compared as Ollama compares names)."""
     client = OllamaClient(str(server["url"]).rstrip("/"), request_timeout=timeout)
     try:
         models = client.models()
@@ -180,9 +182,14 @@ def observe_ollama(server: dict[str, Any], timeout: float) -> dict[str, Any]:
     except RequestFailed as error:
         return {"error": f"cannot be read: {error}"}
     held = {name: entry.get("digest") for entry in models for name in names([entry])}
-    loaded_keys = {listed_key(name) for name in names(loaded)}
+    loaded_names = names(loaded)
+    loaded_keys = {listed_key(name) for name in loaded_names}
     warm = {str(name): listed_key(str(name)) in loaded_keys for name in server.get("models") or []}
-    return {"models": held, "loaded": warm}
+    observed: dict[str, Any] = {"models": held, "loaded": warm}
+    if "planned" in server:
+        planned = {listed_key(str(name)) for name in server.get("planned") or []}
+        observed["unplanned_loaded"] = [name for name in loaded_names if listed_key(name) not in planned]
+    return observed
 
 
 def observe(watch: dict[str, list[Any]], run: Runner, ollama_timeout: float = 10.0) -> dict[str, Any]:
@@ -284,6 +291,10 @@ def _ollama_drift(url: str, then: dict[str, Any], now: dict[str, Any]) -> list[s
     for model, loaded in sorted((now.get("loaded") or {}).items()):
         if (then.get("loaded") or {}).get(model) and not loaded and listed_key(model) in present:
             reasons.append(f"warm model {model} is not loaded in the Ollama at {url}")
+    # Said whatever the record holds: a model loaded behind the plan's back (by hand, or by traffic before
+    # go-livepeer stopped offering it) is never how the role leaves an Ollama.
+    for model in now.get("unplanned_loaded") or []:
+        reasons.append(f"model {model} is loaded in the Ollama at {url}, which the plan does not put there")
     return reasons
 
 

@@ -64,8 +64,11 @@ options:
       - C(files) (paths) - sha256, mode and owner; C(json_keys) (list of C({path, keys})) - the value of each
         key of a JSON object (other writers may own the file's other keys); C(units) (systemd units) - active and
         enabled; C(containers) (names) - id, running, image; C(networks), C(volumes) (Docker names) - id or
-        creation; C(packages) (dpkg names) - version; C(ollama) (list of C({url, models}), the warm unit's shape,
-        P(lpfleet.ai.ollama_warm_servers#filter)) - every model's digest, and whether each of C(models) is loaded.
+        creation; C(packages) (dpkg names) - version; C(ollama) (list of C({url, models, planned}),
+        P(lpfleet.ai.ollama_warm_servers#filter) with C(planned=true)) - every model's digest, whether each of
+        C(models) (the warm ones) is loaded, and, when C(planned) (every model the plan puts in that Ollama) is given,
+        each loaded model it does not name (compared as Ollama compares names) - always drift, even when the
+        record holds it; a loaded model of C(planned) that is not in C(models) is not.
     type: dict
     default: {}
   enabled:

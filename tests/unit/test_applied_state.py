@@ -95,13 +95,16 @@ def ollama():
         yield server
 
 
-def watch_of(host: Host, ollama: OllamaServer | None = None) -> dict:
+def watch_of(host: Host, ollama: OllamaServer | None = None, planned: list[str] | None = None) -> dict:
+    """The watch; PLANNED (every model the plan puts in the Ollama, as ollama_models' watch gives it) or none."""
     watch = {"files": [str(host.daemon_json)],
              "json_keys": [{"path": str(host.daemon_json), "keys": ["runtimes"]}],
              "units": ["docker.service"], "containers": ["ollama"], "networks": ["livepeer-ai"],
              "volumes": ["ollama"], "packages": ["docker.io"]}
     if ollama:
         watch["ollama"] = [{"url": ollama.url, "models": ["llama3.1:8b"]}]
+        if planned is not None:
+            watch["ollama"][0]["planned"] = planned
     return watch
 
 
@@ -207,6 +210,50 @@ def test_a_deleted_model_an_unloaded_warm_one_and_a_stranger_in_ollama(host, oll
         f"model llama3.1:8b is missing from the Ollama at {ollama.url}",
         f"model phi3:mini appeared in the Ollama at {ollama.url}",
     ]
+
+
+def load(ollama: OllamaServer, *tags: str) -> None:
+    """TAGS installed (from the fixture's registry) and loaded, as `ollama run` or a request leaves them."""
+    for tag in tags:
+        ollama.registry.setdefault(tag, {"digest": tag.encode().hex()[:64].ljust(64, "0"),
+                                         "layers": list(OllamaServer.LAYERS)})
+        ollama.install(tag)
+        ollama.loaded[tag] = datetime.now(UTC) + timedelta(days=3650)
+
+
+def test_a_loaded_model_the_plan_does_not_put_in_that_ollama_is_drift_a_planned_cold_one_is_not(host, ollama):
+    # The plan names a cold `phi3` (Ollama lists it as phi3:latest) besides the warm llama3.1:8b; mistral:7b, off the
+    # menu, stays in the volume (ollama_models_prune false) and is not loaded when the role records.
+    load(ollama, "phi3:latest", "mistral:7b")
+    ollama.loaded.pop("phi3:latest")
+    ollama.loaded.pop("mistral:7b")
+    watch = watch_of(host, ollama, planned=["llama3.1:8b", "phi3"])
+    recorded(host, watch=watch)
+    ollama.loaded["phi3:latest"] = datetime.now(UTC) + timedelta(minutes=5)  # traffic asked for it
+    assert run(host, "check", watch=watch)["in_sync"]
+    ollama.loaded["mistral:7b"] = datetime.now(UTC) + timedelta(minutes=5)  # `ollama run mistral:7b` by hand
+    result = run(host, "check", watch=watch)
+    assert (result["in_sync"], result["reasons"]) == (False, [
+        f"model mistral:7b is loaded in the Ollama at {ollama.url}, which the plan does not put there"])
+    del ollama.loaded["mistral:7b"]  # the role's unload
+    assert run(host, "check", watch=watch)["in_sync"]
+
+
+def test_an_unplanned_loaded_model_in_the_record_itself_is_still_drift(host, ollama):
+    """Traffic can load a dropped model again between the role's unload and its record: the next run applies."""
+    load(ollama, "mistral:7b")
+    watch = watch_of(host, ollama, planned=["Llama3.1:8b"])  # case ignored, as Ollama does
+    assert run(host, "record", watch=watch)["written"]
+    assert run(host, "check", watch=watch)["reasons"] == [
+        f"model mistral:7b is loaded in the Ollama at {ollama.url}, which the plan does not put there"]
+
+
+def test_without_the_planned_list_loaded_models_are_not_looked_at(host, ollama):
+    """The warm unit's shape ({url, models}) alone: only the warm models' load is watched."""
+    recorded(host, watch=watch_of(host, ollama))
+    load(ollama, "mistral:7b")
+    assert run(host, "check", watch=watch_of(host, ollama))["reasons"] == [
+        f"model mistral:7b appeared in the Ollama at {ollama.url}"]
 
 
 def test_an_ollama_that_does_not_answer_is_not_in_sync(host, ollama):

@@ -19,6 +19,14 @@ def test_one_server_per_stack_with_only_its_warm_models_in_order():
                                   {"url": "http://127.0.0.1:11435", "models": []}]
 
 
+def test_planned_adds_every_model_of_each_stack_warm_or_cold_for_applied_states_watch():
+    plan = {"stacks": [stack("http://127.0.0.1:11434", ("llama3.1:8b", True), ("phi3:mini", False)),
+                       stack("http://127.0.0.1:11435")]}
+    assert warm_servers(plan, planned=True) == [
+        {"url": "http://127.0.0.1:11434", "models": ["llama3.1:8b"], "planned": ["llama3.1:8b", "phi3:mini"]},
+        {"url": "http://127.0.0.1:11435", "models": [], "planned": []}]
+
+
 def test_a_plan_without_stacks_has_no_server():
     assert warm_servers({"stacks": []}) == []
 
