@@ -11,14 +11,19 @@ the copy lasts seconds, and stopping its server once each member holds a part-co
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import re
+import subprocess
+import tarfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
-from lab_fixtures import REPO_ROOT, LabHost, lab_fixture  # noqa: F401 - the session fixture
+from lab_fixtures import REPO_ROOT, LabHost, lab_fixture, ports_env  # noqa: F401 - the session fixture
 from roles_helpers import ModelRegistry, PlaybookRunner, PlayResult, lab_address
 
 pytestmark = pytest.mark.slow
@@ -199,3 +204,107 @@ def test_a_cache_host_gone_in_the_middle_of_a_copy_makes_the_members_pull_from_u
     # Upstream served the model to the cache host (its delegated pull) and again to each member (the fallback).
     downloaded = {name: blob_bytes(registry, address, since) for name, address in addresses.items()}
     assert downloaded == {name: model["size"] for name in hosts}, downloaded
+
+
+# Images: the lab registry (registry:5000, CNCF Distribution) stands in for Docker Hub as the mirror's upstream, and a
+# Docker Hub name (docker.io/library/<name>:<tag>) is what a member pulls, so that its Docker asks the site's mirror.
+HUB_PROBE = "lpfleet-lab-hub-probe"
+MIRROR = "lpfleet-site-registry"
+IMAGE_MEMBER = "lt-nogpu"  # Debian 13 like the cache host: Docker from Debian on both (lt-deb12 needs Docker's repo)
+ACCESS_LINE = re.compile(r'^(\S+) \S+ \S+ \[[^]]*\] "GET /v2/library/' + HUB_PROBE
+                         + r'/blobs/(sha256:[0-9a-f]{64}) HTTP/[0-9.]+" (\d+) (\d+)')
+
+
+def docker(*args: str, stdin: bytes | None = None) -> str:
+    return subprocess.run(["docker", *args], input=stdin, capture_output=True, check=True, timeout=120).stdout.decode()
+
+
+def push_hub_probe() -> tuple[str, dict[str, int]]:
+    """Pushes a new one-layer image (1 MiB of random bytes) to the lab registry as library/HUB_PROBE:<tag>, the
+    path Docker Hub's official images have; returns the tag and its blobs' sizes (layer and config) by digest."""
+    tag = f"t{time.time_ns()}"
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        entry = tarfile.TarInfo("probe")
+        entry.size = 1 << 20
+        tar.addfile(entry, io.BytesIO(os.urandom(entry.size)))
+    registry = ports_env()["REGISTRY_URL"].removeprefix("http://")
+    staged = f"{registry}/library/{HUB_PROBE}:{tag}"
+    docker("import", "-", staged, stdin=archive.getvalue())
+    try:
+        docker("push", staged)
+    finally:
+        docker("rmi", staged)
+    request = urllib.request.Request(f"http://{registry}/v2/library/{HUB_PROBE}/manifests/{tag}",
+                                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        manifest = json.load(response)
+    return tag, {blob["digest"]: blob["size"] for blob in [*manifest["layers"], manifest["config"]]}
+
+
+def probe_blob_bytes(access_log: str) -> dict[str, dict[str, int]]:
+    """Client address -> {blob digest: bytes sent} of the HUB_PROBE blobs an access log shows served (HTTP 200)."""
+    served: dict[str, dict[str, int]] = {}
+    for line in access_log.splitlines():
+        found = ACCESS_LINE.match(line)
+        if found and found[3] == "200":
+            by_digest = served.setdefault(found[1], {})
+            by_digest[found[2]] = by_digest.get(found[2], 0) + int(found[4])
+    return served
+
+
+def pull_from_docker_hub(host: LabHost, tag: str) -> None:
+    """`docker pull HUB_PROBE:TAG` on HOST: docker.io/library/..., so Docker asks its registry-mirrors first (the lab
+    cannot reach Docker Hub, so a pull that succeeds came from the mirror)."""
+    pulled = host.exec("docker", "pull", f"{HUB_PROBE}:{tag}", check=False, timeout=180)
+    assert pulled.returncode == 0, (host.name, pulled.stdout.decode(), pulled.stderr.decode())
+    assert f"docker.io/library/{HUB_PROBE}:{tag}" in pulled.stdout.decode(), pulled.stdout.decode()
+
+
+def test_an_image_is_downloaded_once_per_site_through_its_registry_mirror(site):
+    """The cache host runs the site's pull-through mirror (lpfleet.ai.site_cache, registry.yml), whose upstream the
+    test points at the lab registry; docker_engine gives the member the mirror first in daemon.json's
+    registry-mirrors. The member pulls a docker.io-named image, removes it and pulls it again (lab time: Docker on two
+    hosts, not three; the mirror serves whoever asks): the upstream registry's access log shows the image's blobs sent
+    to the cache host on the first pull only, and the mirror's that it served both pulls."""
+    runner, hosts = site
+    cache, member = hosts[CACHE], hosts[IMAGE_MEMBER]
+    address, member_address = lab_address(cache), lab_address(member)
+    registry_address = cache.shell("getent ahostsv4 registry").split()[0]
+    extra = {"lpfleet_site": "lab-site-a", "lpfleet_site_cache_host": CACHE,
+             "lpfleet_site_cache_address": address, "site_cache_models_dir": MODELS_DIR,
+             "lpfleet_site_registry_mirror": True,
+             "site_cache_registry_image": "registry:5000/lab/registry:2.8.3",
+             # By address: the mirror's container is on Docker's default bridge, which does not resolve the lab's names.
+             "site_cache_registry_remote_url": f"http://{registry_address}:5000"}
+    result = runner.run("../tests/lab/site_cache_images.yml", f"{CACHE},{IMAGE_MEMBER}", extra, timeout=600)
+    print(f"docker_engine and site_cache on 2 hosts: {result.seconds:.1f} s")
+    assert result.returncode == 0, result.describe()
+    for host, wanted in ((cache, []), (member, [f"http://{address}:5000"])):
+        mirrors = json.loads(host.shell("cat /etc/docker/daemon.json")).get("registry-mirrors", [])
+        assert mirrors == wanted, (host.name, mirrors)
+
+    tag, blobs = push_hub_probe()
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+
+    def upstream_sent() -> dict[str, dict[str, int]]:
+        return probe_blob_bytes(docker("logs", "--since", since, "lpfleet-lab-registry"))
+
+    # Distribution 2.8 (the mirror's image, registry:2.8.3) fetches a blob it does not hold twice: once streamed to
+    # the client, once more in the background into its store (registry/proxy/proxyblobstore.go, ServeBlob).
+    twice = {address: {digest: 2 * size for digest, size in blobs.items()}}
+    pull_from_docker_hub(member, tag)
+    for _ in range(40):  # the background copy may end after the client's
+        after_first = upstream_sent()
+        if after_first == twice:
+            break
+        time.sleep(0.5)
+    member.exec("docker", "rmi", f"{HUB_PROBE}:{tag}")
+    pull_from_docker_hub(member, tag)
+    after_second = upstream_sent()
+    mirror = probe_blob_bytes(cache.shell(f"docker logs {MIRROR} 2>&1"))
+    print(f"probe blobs {blobs}; upstream sent, after the first pull {after_first}, after the second "
+          f"{after_second}; the mirror sent {mirror}")
+    assert after_first == twice, (after_first, address)
+    assert after_second == twice, (after_second, address)  # the second pull: nothing from upstream
+    assert mirror == {member_address: {digest: 2 * size for digest, size in blobs.items()}}, (mirror, member_address)
