@@ -179,7 +179,7 @@ def test_a_cache_host_gone_in_the_middle_of_a_copy_makes_the_members_pull_from_u
                       "latency", "400ms")
     seen: dict[str, int] = {}
     cutter = threading.Thread(target=stop_the_cache_once_both_members_copy,
-                              args=(hosts[CACHE], [hosts[name] for name in MEMBERS], seen))
+                              args=(hosts[CACHE], [hosts[name] for name in MEMBERS], seen), daemon=True)
     since = time.time() - 1
     cutter.start()
     result = rollout(runner, ["llama3.1:70b"], addresses[CACHE])
@@ -199,8 +199,12 @@ def test_a_cache_host_gone_in_the_middle_of_a_copy_makes_the_members_pull_from_u
             in result.output, result.describe()
         assert ollama_tags(hosts[name]) == ["llama3.1:70b"]
         assert hosts[name].shell(f"find {MODELS_DIR}/blobs -name '*-lpfleet-partial'") == ""
-        record = json.loads(hosts[name].shell(f"cat {STATUS_DIR}/last-rollout.json"))
-        assert [item["model"] for item in record["site_fallback"]] == ["llama3.1:70b"], record
+        # The rollout's record says it, on the host and on the control node (the fleet report reads them).
+        on_host = json.loads(hosts[name].shell(f"cat {STATUS_DIR}/last-rollout.json"))
+        on_controller = json.loads((runner.workdir / "reports" / "last-rollout" / f"{name}.json").read_text())
+        for record in (on_host, on_controller):
+            assert [item["model"] for item in record["site_fallback"]] == ["llama3.1:70b"], record
+            assert record["site_fallback"][0]["reason"] == reason, record
     # Upstream served the model to the cache host (its delegated pull) and again to each member (the fallback).
     downloaded = {name: blob_bytes(registry, address, since) for name, address in addresses.items()}
     assert downloaded == {name: model["size"] for name in hosts}, downloaded
