@@ -114,3 +114,26 @@ def test_the_site_mirror_comes_first_in_daemon_json_and_no_mirror_changes_nothin
     assert "registry-mirrors" not in with_registry_mirrors({}, [])
     with pytest.raises(AnsibleFilterError, match="mirror URLs"):
         with_registry_mirrors({}, "http://10.0.0.1:5000")
+
+
+def test_preflight_runs_the_site_check_and_a_wrong_cache_host_stops_each_host_of_the_site(tmp_path):
+    """preflight includes site_cache's checks_host (preflight_host_checked_roles): a site naming a cache host outside
+    it stops each of its hosts there, naming the host and the variable, before any role changes them."""
+    import sys
+
+    import yaml
+    from test_playbooks_syntax import REPO, run_playbook, write_inventory
+
+    defaults = yaml.safe_load((REPO / "roles" / "preflight" / "defaults" / "main.yml").read_text())
+    assert "site_cache" in defaults["preflight_host_checked_roles"]
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable, "lpfleet_site": "ams",
+             "lpfleet_site_cache_host": "elsewhere"}
+    inventory = write_inventory(tmp_path / "hosts.yml", {"a1": local, "a2": local})
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "gpu_hosts", "gather_facts": False, "tasks": [
+        {"name": "The site check preflight runs", "ansible.builtin.include_role": {
+            "name": "lpfleet.ai.site_cache", "tasks_from": "checks_host"}}]}]))
+    done = run_playbook(tmp_path, "-i", str(inventory), str(playbook), timeout=120)
+    assert done.returncode != 0
+    for host in ("a1", "a2"):
+        assert f"{host}: lpfleet_site_cache_host='elsewhere' is not a host of the site 'ams'" in done.stdout, done.stdout
