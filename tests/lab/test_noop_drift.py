@@ -1,6 +1,6 @@
-"""Issue 17 item 2 on the shared converged host: a no-op site.yml skips each role's work, and drift behind lpfleet's
-back (a stopped container, an edited daemon.json, a deleted model, a hand-edited aiModels.json) is found by
-lpfleet.ai.applied_state and put back by the next run, all four in one run.
+"""Issue 17 item 2 on the shared converged host: a no-op site.yml skips the roles' work (in at most 30 tasks), and
+drift behind lpfleet's back (a stopped container, an edited daemon.json, a deleted model, a hand-edited
+aiModels.json) is found by lpfleet.ai.applied_state and put back by the next run, all four in one run.
 
 Costs two site.yml runs on conftest.py's `converged_host` (the docs' shape, shared layout): the no-op, then the repair.
 """
@@ -19,17 +19,17 @@ DAEMON_JSON = "/etc/docker/daemon.json"
 AI_MODELS = "/root/.lpData/aiModels.json"
 OLLAMA = "http://127.0.0.1:11434"
 MODEL = "llama3.1:8b"
-# The include of each role's work, skipped on a no-op (tasks/main.yml of each role, rollout's recover and prepull).
-APPLY_TASKS = [
-    "Restore the host from the snapshot of the switch that never ended",
-    "Install and configure Docker",
-    "Install and configure the NVIDIA Container Toolkit",
-    "Create the Docker network and the model volume",
-    "Pull the new models through the Ollama that runs now",
-    "Deploy or remove the Ollama and runner stacks",
-    "Pull the planned models and load the warm ones",
-    "Write aiModels.json and tell go-livepeer",
+# On a no-op, preflight's host-wide check holds, and site.yml skips the roles' work as two includes
+# (playbooks/tasks/site_host.yml, site_models.yml), and the checks that guard a change.
+HOST_WIDE_CHECK = "lpfleet.ai.preflight : Compare the host with what every role last applied"
+SKIPPED_ON_A_NOOP = [
+    "Restore an unfinished rollout, install Docker and the toolkit, create the network and the volume",
+    "Pull the models, deploy the stack, load the warm models, write aiModels.json",
+    "Check what the host holds for the roles that read it",
+    "lpfleet.ai.preflight : Check the free disk for the planned models",
 ]
+# Issue 17's target for a no-op site.yml.
+MAX_NOOP_TASKS = 30
 _RECAP = re.compile(r"^(?P<host>\S+)\s+: ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=\d+\s+"
                     r"failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)", re.MULTILINE)
 
@@ -70,8 +70,10 @@ def test_noop_skips_the_work_and_the_next_run_repairs_four_drifts(converged_host
     counts = tasks_run(noop, name)
     print(f"\nno-op site.yml on {name}: {counts} in {noop.seconds:.1f} s")
     assert noop.returncode == 0 and counts["changed"] == 0 and counts["failed"] == 0, noop.describe()
-    for task in APPLY_TASKS:
+    assert task_outcome(noop, HOST_WIDE_CHECK).startswith("ok"), noop.describe()
+    for task in SKIPPED_ON_A_NOOP:
         assert task_outcome(noop, task).startswith("skipping"), f"{task}: {task_outcome(noop, task)}\n{noop.describe()}"
+    assert counts["tasks"] <= MAX_NOOP_TASKS, f"{counts}\n{noop.describe()}"
 
     # Behind lpfleet's back: a model deleted, the Ollama container stopped, the nvidia runtime taken out of
     # daemon.json, a price changed by hand in aiModels.json.
