@@ -136,4 +136,5 @@ def test_preflight_runs_the_site_check_and_a_wrong_cache_host_stops_each_host_of
     done = run_playbook(tmp_path, "-i", str(inventory), str(playbook), timeout=120)
     assert done.returncode != 0
     for host in ("a1", "a2"):
-        assert f"{host}: lpfleet_site_cache_host='elsewhere' is not a host of the site 'ams'" in done.stdout, done.stdout
+        refused = f"{host}: lpfleet_site_cache_host='elsewhere' is not a host of the site 'ams'"
+        assert refused in done.stdout, done.stdout
