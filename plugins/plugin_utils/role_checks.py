@@ -324,11 +324,23 @@ def verify(values: Mapping[str, Any], raw: Mapping[str, Any]) -> Findings:
 # --- preflight -----------------------------------------------------------------------------------
 
 
+# The roles whose record preflight's host-wide check reads (each has __<role>_applied_watch and records every host it
+# applies to; site_cache records only its site's cache host).
+APPLIED_ROLES = ("docker_engine", "nvidia_container_toolkit", "livepeer_network", "ollama_stack", "ollama_models",
+                 "ai_models")
+
+
 def preflight(values: Mapping[str, Any], raw: Mapping[str, Any]) -> Findings:
-    """The host's system (from the facts preflight gathers) and preflight's own numbers (the shared lpfleet_*
-    ones are the planner's)."""
+    """The host's system (from the facts preflight gathers), preflight's own numbers (the shared lpfleet_*
+    ones are the planner's) and the roles its host-wide check reads."""
     problems = system_problems(values.get("ansible_facts") or {}, values.get("preflight_supported_os") or [],
                                values.get("preflight_supported_architectures") or [])
+    unknown = [name for name in values.get("preflight_applied_roles") or [] if name not in APPLIED_ROLES]
+    if unknown:
+        problems.append(
+            "preflight_applied_roles names %s, which keep no applied-state record to compare (the host would never "
+            "count as unchanged). Fix: name only roles among %s." % (", ".join(map(shown, unknown)),
+                                                                     ", ".join(APPLIED_ROLES)))
     return Findings(problems=problems + ranges(raw, [("preflight_disk_margin_mb", 0, 1000000000, "MB")], "whole"))
 
 

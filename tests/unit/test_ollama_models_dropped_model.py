@@ -12,6 +12,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import yaml
 from http_servers import OllamaServer, RunnerServer
 from test_playbooks_syntax import run_playbook, write_inventory
@@ -91,22 +92,15 @@ def unloads_and_deletes(ollama: OllamaServer) -> list[tuple[str, str]]:
             or (request["path"] == "/api/generate" and request["body"].get("keep_alive") == 0)]
 
 
-def test_site_with_prune_unloads_then_deletes_the_dropped_model(tmp_path):
+# site.yml with ollama_models_prune, and the rollout's order (switch with ollama_models_prune false, verify, then
+# prune): the same end, verify passing in both.
+@pytest.mark.parametrize("how", [{"ollama_models_prune": True}, {"tasks": ROLLOUT_SWITCH}], ids=["site", "rollout"])
+def test_a_pruned_dropped_model_is_unloaded_then_deleted(tmp_path, how):
     with ollama_with_mistral_loaded() as ollama, RunnerServer(ollama=ollama, token=TOKEN) as runner:
-        done = run_site_roles(tmp_path, plan_without_mistral(ollama, runner), ollama_models_prune=True)
+        done = run_site_roles(tmp_path, plan_without_mistral(ollama, runner), **how)
         assert done.returncode == 0, done.stdout + done.stderr
         assert sorted(ollama.loaded) == ["llama3.1:8b"] and sorted(ollama.models) == ["llama3.1:8b"]
         # Ollama's own delete leaves a loaded model in memory: it is unloaded first, as `ollama rm` does.
-        assert unloads_and_deletes(ollama) == [("/api/generate", "mistral:7b"), ("/api/delete", "mistral:7b")]
-
-
-def test_the_rollout_switch_unloads_before_verify_and_prunes_after_it(tmp_path):
-    """The rollout's order (switch with ollama_models_prune false, verify, then prune): the same end as site.yml
-    with ollama_models_prune, and verify passes there too."""
-    with ollama_with_mistral_loaded() as ollama, RunnerServer(ollama=ollama, token=TOKEN) as runner:
-        done = run_site_roles(tmp_path, plan_without_mistral(ollama, runner), tasks=ROLLOUT_SWITCH)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert sorted(ollama.loaded) == ["llama3.1:8b"] and sorted(ollama.models) == ["llama3.1:8b"]
         assert unloads_and_deletes(ollama) == [("/api/generate", "mistral:7b"), ("/api/delete", "mistral:7b")]
 
 

@@ -172,6 +172,16 @@ def test_the_system_rules():
         "Debian or Ubuntu host booted with systemd."]
 
 
+def test_preflight_applied_roles_names_only_roles_that_keep_a_record():
+    defaults = yaml.safe_load((REPO / "roles/preflight/defaults/main.yml").read_text())
+    assert set(defaults["preflight_applied_roles"]) == set(role_checks.APPLIED_ROLES)
+    found = check_role("preflight", dict(PREFLIGHT, preflight_applied_roles=["docker_engine", "site_cache", "dokcer"]))
+    assert found.problems == [
+        'preflight_applied_roles names "site_cache", "dokcer", which keep no applied-state record to compare (the host '
+        "would never count as unchanged). Fix: name only roles among docker_engine, nvidia_container_toolkit, "
+        "livepeer_network, ollama_stack, ollama_models, ai_models."]
+
+
 def test_every_role_preflight_checks_has_rules():
     defaults = yaml.safe_load((REPO / "roles/preflight/defaults/main.yml").read_text())
     assert set(defaults["preflight_checked_roles"]) <= set(role_checks.RULES)
